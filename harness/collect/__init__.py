@@ -1,0 +1,1 @@
+"""Capture and parse guest sources (slabinfo, swiotlb, meminfo, vmstat, console) into metrics."""

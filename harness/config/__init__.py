@@ -1,0 +1,1 @@
+"""Config files: load, validate, expand into cells."""

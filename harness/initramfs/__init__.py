@@ -1,0 +1,1 @@
+"""Guest userland: initramfs layers built from Debian packages."""

@@ -1,0 +1,1 @@
+"""Kernels: what an image is, Debian kernel packages, resolution into the cache."""

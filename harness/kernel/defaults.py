@@ -1,0 +1,29 @@
+"""Kernels every config can name without declaring them: Debian's cloud kernels.
+
+bookworm ships 6.1 (before arm64's kmalloc minalign series), trixie 6.12
+(after it). The meta packages are followed to the exact image package at
+resolution time, and that version is recorded with the results.
+"""
+
+from __future__ import annotations
+
+from harness.model import DebianSource, KernelSource
+
+DEFAULT_KERNELS: dict[str, KernelSource] = {
+    "bookworm-arm64": KernelSource(
+        name="bookworm-arm64", arch="arm64",
+        debian=DebianSource(suite="bookworm", package="linux-image-cloud-arm64", arch="arm64"),
+    ),
+    "trixie-arm64": KernelSource(
+        name="trixie-arm64", arch="arm64",
+        debian=DebianSource(suite="trixie", package="linux-image-cloud-arm64", arch="arm64"),
+    ),
+    "bookworm-x86_64": KernelSource(
+        name="bookworm-x86_64", arch="x86_64",
+        debian=DebianSource(suite="bookworm", package="linux-image-cloud-amd64", arch="x86_64"),
+    ),
+    "trixie-x86_64": KernelSource(
+        name="trixie-x86_64", arch="x86_64",
+        debian=DebianSource(suite="trixie", package="linux-image-cloud-amd64", arch="x86_64"),
+    ),
+}

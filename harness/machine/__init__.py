@@ -1,0 +1,1 @@
+"""QEMU guests and how the host talks to them."""

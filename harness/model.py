@@ -1,0 +1,163 @@
+"""Plain values handed from one stage to the next (design.md: data flow).
+
+Every stage takes and returns these frozen dataclasses, never live objects,
+so each stage's output can be written to disk and read back by the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Arch = Literal["arm64", "x86_64"]
+ARCHES: tuple[Arch, ...] = ("arm64", "x86_64")
+# Debian names the x86_64 architecture amd64.
+DEBIAN_ARCH: dict[str, str] = {"arm64": "arm64", "x86_64": "amd64"}
+
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+Status = Literal["pass", "fail", "error", "skipped", "interrupted"]
+STATUSES: tuple[Status, ...] = ("pass", "fail", "error", "skipped", "interrupted")
+
+MetricKind = Literal["counter", "gauge"]
+Better = Literal["higher", "lower", "neutral"]
+
+
+@dataclass(frozen=True)
+class DebianSource:
+    """A kernel from the Debian archive, named by suite and (meta) package."""
+
+    suite: str
+    package: str
+    arch: Arch
+    mirror: str = DEFAULT_MIRROR
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """A kernel as a config names it: a local image or a Debian package."""
+
+    name: str
+    arch: Arch
+    image: Path | None = None
+    modules: Path | None = None  # lib/modules/<release> tree or a tarball of one
+    config: Path | None = None  # the kernel's .config
+    debian: DebianSource | None = None
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A resolved kernel on disk, ready to boot."""
+
+    name: str
+    arch: Arch
+    image: Path  # what QEMU's -kernel gets (decompressed where QEMU needs it)
+    original_image: Path  # the image as shipped (vmlinuz, Image.gz, bzImage...)
+    release: str  # `uname -r` of this kernel
+    compression: str  # of the image as shipped: none, gzip, zstd, xz, lzma, ...
+    image_sha256: str  # of the image as shipped
+    modules_dir: Path | None = None  # .../lib/modules/<release>
+    config: Path | None = None
+    origin: dict[str, str] = field(default_factory=dict)  # version, url, deb_sha256 or path
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds. boot: power-on to SSH ready; workload: one workload; cell: one boot."""
+
+    boot: float = 180.0
+    workload: float = 600.0
+    cell: float = 1800.0
+
+
+@dataclass(frozen=True)
+class WorkloadRun:
+    """A workload as a cell runs it: its name and the parameters given in YAML."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def param(self, key: str, default: Any = None) -> Any:
+        return dict(self.params).get(key, default)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A rule judged per cell and workload that becomes a JUnit testcase.
+
+    `metric` is a metric name (e.g. `swiotlb.bounces`, `slab.minalign`);
+    `workload` limits it to one workload (None: every workload that reports
+    the metric); `when` limits it to cells whose axes match every pair.
+    """
+
+    name: str
+    metric: str
+    op: Literal["==", "!=", "<", "<=", ">", ">="]
+    value: float
+    workload: str | None = None
+    when: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the expanded matrix. `id` is stable across runs and machines."""
+
+    id: str
+    slug: str
+    axes: tuple[tuple[str, Any], ...]  # the values that make this cell, sorted by key
+    kernel: KernelSource
+    memory_mib: int = 1024
+    cpus: int = 2
+    swiotlb: str = "default"  # default | force | noforce | <slots>
+    dma_coherent: bool = True
+    iommu_platform: bool = False
+    slub_debug: str | None = None
+    cmdline: tuple[str, ...] = ()  # extra kernel command line words
+    workloads: tuple[WorkloadRun, ...] = ()
+    repeat: int = 1
+    timeouts: Timeouts = Timeouts()
+    expectations: tuple[Expectation, ...] = ()
+
+    @property
+    def arch(self) -> Arch:
+        return self.kernel.arch
+
+    def kernel_cmdline(self) -> list[str]:
+        """The cell's own command line words (the arch preset adds console etc.)."""
+        words: list[str] = []
+        if self.swiotlb in ("force", "noforce"):
+            words.append(f"swiotlb={self.swiotlb}")
+        elif self.swiotlb != "default":
+            words.append(f"swiotlb={int(self.swiotlb)}")
+        if self.slub_debug is not None:
+            words.append(f"slub_debug={self.slub_debug}" if self.slub_debug else "slub_debug")
+        words.extend(self.cmdline)
+        return words
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measured figure. `workload` is "boot" for figures taken after boot."""
+
+    name: str
+    value: float
+    unit: str = ""
+    kind: MetricKind = "gauge"
+    better: Better = "neutral"
+    workload: str = "boot"
+
+    @property
+    def key(self) -> str:
+        return f"{self.workload}:{self.name}"
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One JUnit testcase of a cell repetition."""
+
+    name: str
+    status: Status
+    message: str = ""
+    output: str = ""  # console excerpt, command output
+    seconds: float = 0.0

@@ -1,0 +1,1 @@
+"""Running a config: cells, boots, workloads, results, reports."""
