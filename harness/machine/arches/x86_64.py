@@ -1,0 +1,16 @@
+"""x86_64 guests: the q35 machine (PCIe, like arm64's virt)."""
+
+from harness.machine.arches import ArchPreset
+
+PRESET = ArchPreset(
+    name="x86_64",
+    qemu="qemu-system-x86_64",
+    host_machine="x86_64",
+    machine="q35",
+    cpu_tcg="qemu64",
+    cpu_kvm="host",
+    console="ttyS0",
+    # No hardware clock worth calibrating against under TCG: skip the wait.
+    cmdline=("console=ttyS0", "tsc=unstable"),
+    debian_package="qemu-system-x86",
+)

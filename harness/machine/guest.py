@@ -1,0 +1,105 @@
+"""The VM contract the runner uses: boot, run a command, copy, console, close.
+
+`QemuGuest` is the real one (QEMU + SSH); `harness.machine.fake.FakeGuest`
+runs guest scripts on the host for fast unit tests of the runner's logic.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from harness.errors import GuestError
+from harness.machine.qemu import MachineSpec, QemuMachine
+from harness.machine.ssh import CommandResult, GuestShell
+
+log = logging.getLogger(__name__)
+
+READY_MARKER = b"KHARNESS-READY"
+
+
+class Guest(Protocol):
+    console_log: Path
+
+    def run(self, command: str, timeout: float, stdin: bytes = b"",
+            env: dict[str, str] | None = None) -> CommandResult: ...
+
+    def alive(self) -> bool: ...
+
+    def describe(self) -> dict[str, object]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the host needs to log in: the pinned host key and its own key."""
+
+    host_key_line: str
+    client_key: Path
+
+
+class QemuGuest:
+    """A booted QEMU guest reachable over SSH. `boot()` returns only when it is."""
+
+    def __init__(self, spec: MachineSpec, access: Access, console_log: Path) -> None:
+        self.machine = QemuMachine(spec, console_log)
+        self.console_log = console_log
+        self.access = access
+        self.shell: GuestShell | None = None
+        self.boot_seconds = 0.0
+        self.ready_line = ""
+
+    def __enter__(self) -> QemuGuest:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def boot(self, timeout: float) -> None:
+        """Start QEMU, wait for init's ready marker, connect over SSH."""
+        self.machine.start()
+        self.ready_line = self.machine.wait_for_console(READY_MARKER, timeout)
+        left = timeout - (time.monotonic() - self.machine.started_at)
+        self.shell = GuestShell(self.machine.ssh_port, self.access.host_key_line, self.access.client_key)
+        try:
+            self.shell.connect(max(5.0, left))
+        except GuestError as exc:
+            exc.console_tail = self.machine.console_tail()
+            raise
+        self.boot_seconds = time.monotonic() - self.machine.started_at
+
+    def run(self, command: str, timeout: float, stdin: bytes = b"",
+            env: dict[str, str] | None = None) -> CommandResult:
+        if self.shell is None:
+            raise GuestError("the guest is not booted")
+        if not self.machine.running():
+            raise GuestError("QEMU is gone", console_tail=self.machine.console_tail())
+        return self.shell.run(command, timeout, stdin=stdin, env=env)
+
+    def alive(self) -> bool:
+        return self.machine.running()
+
+    def describe(self) -> dict[str, object]:
+        return {"argv": self.machine.argv, "accelerator": self.machine.spec.accel,
+                "ssh_port": self.machine.ssh_port, "pid": self.machine.pid}
+
+    def poweroff(self, timeout: float = 10.0) -> None:
+        """Clean power-off from inside; QMP quit and kill follow in close()."""
+        if self.shell is not None and self.machine.running():
+            try:
+                self.shell.run("sync; poweroff -f", timeout=5.0)
+            except GuestError as exc:
+                log.debug("poweroff over SSH failed: %s", exc)
+            self.machine.wait_exit(timeout)
+
+    def close(self) -> None:
+        if self.shell is not None:
+            self.shell.close()
+            self.shell = None
+        self.machine.close()

@@ -1,0 +1,303 @@
+"""One QEMU guest lifetime: argv from plain values, launch, console, QMP, stop.
+
+`QemuMachine` is a context manager (QEMU's python/qemu/machine habit): closing
+it twice is harmless, it always ends with no QEMU process left, and the
+console log is kept. QEMU dies with kharness even on `kill -9` of kharness:
+the child asks the kernel for SIGKILL when its parent thread exits
+(PR_SET_PDEATHSIG), so a machine must be started and closed by the same
+thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from harness.errors import GuestError, InfraError
+from harness.machine.arches import ArchPreset, preset
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+PORT_TRIES = 5
+CONSOLE_SCAN_BYTES = 64 * 1024 * 1024  # stop reading a console that floods beyond this
+
+
+@dataclass(frozen=True)
+class Disk:
+    """A throwaway scratch disk; the guest finds it by `id` (its serial)."""
+
+    id: str
+    kind: str  # virtio-blk | nvme | usb-storage
+    size_mib: int = 256
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    arch: str
+    kernel: Path
+    initrd: Path
+    cmdline: tuple[str, ...]
+    memory_mib: int = 1024
+    cpus: int = 2
+    accel: str = "tcg"
+    disks: tuple[Disk, ...] = ()
+    iommu_platform: bool = False  # virtio devices (not the SSH NIC) use the DMA API
+    dtb: Path | None = None  # arm64: a device tree to boot instead of QEMU's own
+    extra_args: tuple[str, ...] = field(default=())
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (QEMU may still lose it; start() retries)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def device_args(disks: tuple[Disk, ...], scratch_dir: Path, iommu_platform: bool) -> list[str]:
+    """QEMU arguments for the scratch disks, each with its own image file."""
+    # virtio devices use the DMA API (and so can bounce) only with
+    # ACCESS_PLATFORM, which QEMU offers only on modern-only devices.
+    virtio_dma = ",disable-legacy=on,iommu_platform=on" if iommu_platform else ""
+    args: list[str] = []
+    have_xhci = False
+    for d in disks:
+        img = scratch_dir / f"{d.id}.img"
+        with img.open("wb") as f:
+            f.truncate(d.size_mib << 20)
+        args += ["-drive", f"if=none,id=drv-{d.id},file={img},format=raw,cache=unsafe,aio=threads"]
+        if d.kind == "virtio-blk":
+            args += ["-device", f"virtio-blk-pci,drive=drv-{d.id},serial={d.id}{virtio_dma}"]
+        elif d.kind == "nvme":
+            args += ["-device", f"nvme,drive=drv-{d.id},serial={d.id}"]
+        elif d.kind == "usb-storage":
+            if not have_xhci:
+                args += ["-device", "qemu-xhci,id=xhci"]
+                have_xhci = True
+            args += ["-device", f"usb-storage,bus=xhci.0,drive=drv-{d.id},serial={d.id}"]
+        else:
+            raise InfraError(f"unknown disk kind {d.kind!r}")
+    return args
+
+
+def build_argv(spec: MachineSpec, arch: ArchPreset, console: Path, qmp: Path, ssh_port: int,
+               scratch_dir: Path) -> list[str]:
+    """The whole QEMU command line for `spec` (recorded verbatim in cell.json)."""
+    cpu = arch.cpu_kvm if spec.accel == "kvm" else arch.cpu_tcg
+    argv = [
+        arch.qemu, "-accel", spec.accel, "-M", arch.machine, "-cpu", cpu,
+        "-m", str(spec.memory_mib), "-smp", str(spec.cpus),
+        "-nodefaults", "-display", "none", "-no-reboot",
+        "-serial", f"file:{console}",
+        "-qmp", f"unix:{qmp},server=on,wait=off",
+        "-kernel", str(spec.kernel), "-initrd", str(spec.initrd),
+        "-append", " ".join((*arch.cmdline, "panic=-1", *spec.cmdline)),
+        # SSH forward on loopback only; the guest's address is fixed by init.
+        "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+        # romfile= : no iPXE option ROM, nothing boots from the network.
+        "-device", "virtio-net-pci,netdev=net0,romfile=",
+        "-device", "virtio-rng-pci",
+    ]
+    if spec.dtb is not None:
+        argv += ["-dtb", str(spec.dtb)]
+    argv += device_args(spec.disks, scratch_dir, spec.iommu_platform)
+    argv += [*arch.extra_args, *spec.extra_args]
+    return argv
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class QemuMachine:
+    """A running guest. Use as a context manager; `close()` is idempotent."""
+
+    def __init__(self, spec: MachineSpec, console_log: Path) -> None:
+        self.spec = spec
+        self.arch = preset(spec.arch)
+        self.console_log = console_log
+        self.argv: list[str] = []
+        self.ssh_port = 0
+        self.started_at = 0.0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._tmp: Path | None = None
+        self._scan_offset = 0
+
+    def __enter__(self) -> QemuMachine:
+        self.start()
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        if shutil.which(self.arch.qemu) is None:
+            raise InfraError(f"{self.arch.qemu} not found",
+                             f"install {self.arch.debian_package} (./setup.sh does)")
+        # Unix socket paths are limited to 108 bytes: keep them in a short temp dir.
+        self._tmp = Path(tempfile.mkdtemp(prefix="kharness-"))
+        self.console_log.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(PORT_TRIES):
+            self.ssh_port = free_port()
+            self._launch()
+            if self._survived_startup():
+                return
+            err = self._stderr_text()
+            if "host forwarding" not in err or attempt == PORT_TRIES - 1:
+                self.close()
+                raise InfraError(f"QEMU failed to start: {err.strip()[-300:] or 'no message'}",
+                                 "see the QEMU argv in cell.json")
+            log.info("SSH port %d taken, retrying with another", self.ssh_port)
+        raise AssertionError("unreachable")
+
+    def _launch(self) -> None:
+        assert self._tmp is not None
+        self.console_log.write_bytes(b"")
+        self._scan_offset = 0
+        qmp = self._tmp / "qmp.sock"
+        qmp.unlink(missing_ok=True)
+        self.argv = build_argv(self.spec, self.arch, self.console_log, qmp, self.ssh_port, self._tmp)
+        stderr = (self._tmp / "qemu.stderr").open("wb")
+        self.started_at = time.monotonic()
+        self._proc = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+            preexec_fn=_die_with_parent, close_fds=True,
+        )
+        stderr.close()
+
+    def _survived_startup(self) -> bool:
+        """QEMU reports argument and hostfwd errors at once; give it a moment."""
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            if self._proc is None or self._proc.poll() is not None:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def _stderr_text(self) -> str:
+        if self._tmp is None:
+            return ""
+        try:
+            return (self._tmp / "qemu.stderr").read_bytes()[-4096:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def console_tail(self, lines: int = 40) -> str:
+        try:
+            with self.console_log.open("rb") as f:
+                f.seek(max(0, self.console_log.stat().st_size - 16384))
+                data = f.read()
+        except OSError:
+            return ""
+        return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+
+    def wait_for_console(self, marker: bytes, timeout: float) -> str:
+        """Wait until a console line contains `marker`; return that line.
+
+        Raises GuestError if QEMU exits or the timeout passes first.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._scan(marker)
+            if line is not None:
+                return line
+            if not self.running():
+                raise GuestError(f"QEMU exited ({self._exit_text()}) before the guest was ready",
+                                 console_tail=self.console_tail())
+            if time.monotonic() > deadline:
+                raise GuestError(f"guest not ready after {timeout:.0f}s",
+                                 "raise timeouts.boot or read console.log",
+                                 console_tail=self.console_tail())
+            time.sleep(0.05)
+
+    def _scan(self, marker: bytes) -> str | None:
+        try:
+            with self.console_log.open("rb") as f:
+                start = max(0, self._scan_offset - len(marker))
+                if start > CONSOLE_SCAN_BYTES:
+                    return None
+                f.seek(start)
+                data = f.read(CONSOLE_SCAN_BYTES - start)
+        except OSError:
+            return None
+        idx = data.find(marker)
+        if idx < 0:
+            self._scan_offset = start + len(data)
+            return None
+        end = data.find(b"\n", idx)
+        if end < 0:
+            return None  # the line is not complete yet
+        begin = data.rfind(b"\n", 0, idx) + 1
+        self._scan_offset = start + end
+        return data[begin:end].decode(errors="replace").strip()
+
+    def _exit_text(self) -> str:
+        rc = self._proc.returncode if self._proc else None
+        if rc is not None and rc < 0:
+            return f"killed by signal {-rc}"
+        return f"exit code {rc}"
+
+    def wait_exit(self, timeout: float) -> bool:
+        """Wait for QEMU to end by itself (guest poweroff); True if it did."""
+        if self._proc is None:
+            return True
+        try:
+            self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def quit(self) -> None:
+        """Ask QEMU to quit over QMP (a hard power-off of the guest)."""
+        if not self.running() or self._tmp is None:
+            return
+        from qemu.qmp.legacy import QEMUMonitorProtocol
+
+        qmp = QEMUMonitorProtocol(str(self._tmp / "qmp.sock"))
+        try:
+            qmp.connect()
+            qmp.cmd("quit")
+        except Exception as exc:  # QMP is best effort; kill() follows
+            log.debug("QMP quit failed: %s", exc)
+        finally:
+            try:
+                qmp.close()
+            except Exception as exc:
+                log.debug("QMP close failed: %s", exc)
+
+    def close(self) -> None:
+        """Soft stop (QMP quit), then SIGKILL; keep the console; remove temp files."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self.quit()
+                if not self.wait_exit(3.0):
+                    self._proc.kill()
+                    self._proc.wait()
+            self._proc = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            os.kill(self._proc.pid, signal.SIGKILL)

@@ -1,0 +1,237 @@
+"""One repetition of one cell: boot, collect around each workload, judge, record.
+
+The kernel's faults and ours are kept apart (style.md habit 4): a panic, an
+oops, a workload that fails or hangs is "fail"; a missing QEMU, a download
+that failed or an SSH server that went away without a kernel message is
+"error". Whatever happens, the repetition's files are written and cell.json
+comes last.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import atomic, results
+from harness.collect import console as console_scan
+from harness.collect import snapshot as snap
+from harness.errors import GuestError, KharnessError
+from harness.machine.guest import Guest
+from harness.model import Cell, Metric, TestResult
+from harness.results import RepRecord
+from harness.run import expect
+from harness.workloads import Workload
+
+log = logging.getLogger(__name__)
+
+GUEST_SCRIPTS = "/kharness/scripts"
+SNAPSHOT_TIMEOUT = 60.0
+RAW_OUTPUT_LIMIT = 8 * 1024 * 1024
+
+
+@dataclass
+class Booted:
+    """What a boot function hands back: the guest plus facts for cell.json."""
+
+    guest: Guest
+    kernel: dict[str, object] = field(default_factory=dict)
+    boot_seconds: float = 0.0
+
+
+BootFn = Callable[[Cell, Path], AbstractContextManager[Booted]]
+Progress = Callable[[str], None]
+
+
+@dataclass
+class _Rep:
+    """Mutable state of a repetition while it runs."""
+
+    cell: Cell
+    rep: int
+    path: Path
+    tests: list[TestResult] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    kernel: dict[str, object] = field(default_factory=dict)
+    qemu: dict[str, object] = field(default_factory=dict)
+    ran: list[str] = field(default_factory=list)
+
+
+def run_repetition(cell: Cell, rep: int, run_dir: Path, workloads: dict[str, Workload],
+                   boot: BootFn, progress: Progress = lambda s: None) -> RepRecord:
+    path = results.rep_dir(run_dir, cell.id, rep)
+    (path / "raw").mkdir(parents=True, exist_ok=True)
+    state = _Rep(cell, rep, path)
+    started = time.monotonic()
+    try:
+        _boot_and_run(state, workloads, boot, progress)
+    except KharnessError as exc:  # before or during boot: artefacts, QEMU, SSH
+        state.tests.append(TestResult("boot", "error", str(exc), getattr(exc, "console_tail", "")))
+    _scan_console(state)
+    _judge(state)
+    state.timings["total"] = round(time.monotonic() - started, 3)
+    record = RepRecord(
+        cell_id=cell.id, slug=cell.slug, axes=dict(cell.axes), rep=rep, status=_status(state.tests),
+        reason=_reason(state.tests), kernel=state.kernel, qemu=state.qemu, timings=state.timings,
+        tests=state.tests,
+    )
+    results.write_metrics(path, state.metrics)
+    results.write_record(path, record)
+    return record
+
+
+def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, progress: Progress) -> None:
+    progress("boot")
+    t0 = time.monotonic()
+    with boot(state.cell, state.path) as booted:
+        state.kernel = booted.kernel
+        state.qemu = booted.guest.describe()
+        state.timings["boot"] = round(booted.boot_seconds, 3)
+        state.tests.append(TestResult("boot", "pass", seconds=round(time.monotonic() - t0, 3)))
+        guest = booted.guest
+        _guest_setup(guest, state)
+        before = _snapshot(guest, state, "boot")
+        state.metrics += snap.metrics(before, before, "boot")
+        deadline = time.monotonic() + state.cell.timeouts.cell
+        for wl_run in state.cell.workloads:
+            if time.monotonic() > deadline:
+                state.tests.append(TestResult(f"workload:{wl_run.name}", "skipped", "cell timeout reached"))
+                continue
+            progress(f"workload {wl_run.name}")
+            wl = workloads[wl_run.name]
+            ok = _run_workload(guest, state, wl, dict(wl_run.params))
+            if not guest.alive():
+                break
+            after = _snapshot(guest, state, wl.name) if ok is not None else before
+            state.metrics += snap.metrics(before, after, wl.name)
+            before = after
+        _save_dmesg(guest, state)
+
+
+def _guest_setup(guest: Guest, state: _Rep) -> None:
+    """Arm the bounce histograms once, so counts accumulate with no buffer to drain."""
+    res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-trace.sh", timeout=30.0)
+    atomic.write_bytes(state.path / "raw" / "trace-setup.txt", res.stdout + res.stderr)
+
+
+def _snapshot(guest: Guest, state: _Rep, tag: str) -> snap.Snapshot:
+    t0 = time.monotonic()
+    res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-snapshot.sh", timeout=SNAPSHOT_TIMEOUT)
+    if res.timed_out or res.exit_status != 0:
+        raise GuestError(f"snapshot '{tag}' failed (exit {res.exit_status})", "see raw/ and console.log")
+    sections = snap.split(res.text)
+    snap.save_raw(sections, state.path / "raw", tag)
+    state.timings[f"snapshot.{tag}"] = round(time.monotonic() - t0, 3)
+    return snap.parse(sections)
+
+
+def _run_workload(guest: Guest, state: _Rep, wl: Workload, params: dict[str, object]) -> bool | None:
+    """Run one workload; returns True/False for pass/fail, None if the guest is gone."""
+    name = f"workload:{wl.name}"
+    env = {f"KH_{k.upper()}": str(v) for k, v in {**dict(wl.params), **params}.items()}
+    env.update(_device_env(wl))
+    timeout = min(state.cell.timeouts.workload, wl.timeout or state.cell.timeouts.workload)
+    try:
+        res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-run.sh {GUEST_SCRIPTS}/{shlex.quote(wl.script.name)}",
+                        timeout=timeout, env=env)
+    except GuestError as exc:
+        state.tests.append(TestResult(name, "error", str(exc)))
+        return None
+    state.timings[f"workload.{wl.name}"] = round(res.seconds, 3)
+    state.ran.append(wl.name)
+    out = res.stdout + (b"\n--- stderr ---\n" + res.stderr if res.stderr else b"")
+    atomic.write_bytes(state.path / "raw" / wl.name / "output.txt", out)
+    metrics, bad = _workload_metrics(res.text, wl)
+    state.metrics += metrics
+    text = res.text[-4000:]
+    if res.timed_out:
+        state.tests.append(TestResult(name, "fail", f"timed out after {timeout:.0f}s", text, res.seconds))
+        return False
+    if res.exit_status != 0:
+        err = res.stderr.decode(errors="replace").strip()[-300:]
+        state.tests.append(TestResult(name, "fail", f"exit status {res.exit_status}: {err}", text, res.seconds))
+        return False
+    status = "fail" if bad else "pass"
+    state.tests.append(TestResult(name, status, "; ".join(bad)[:500], text, round(res.seconds, 3)))
+    return True
+
+
+def _device_env(wl: Workload) -> dict[str, str]:
+    # kharness-run.sh turns each serial into KH_DEV_<ID>=/dev/... in the guest.
+    return {f"KH_SERIAL_{d.id.upper()}": d.id for d in wl.devices}
+
+
+def _workload_metrics(text: str, wl: Workload) -> tuple[list[Metric], list[str]]:
+    """`metric <name> <value>` lines; malformed ones are reported, not trusted."""
+    metrics: list[Metric] = []
+    bad: list[str] = []
+    for line in text.splitlines():
+        if not line.startswith("metric "):
+            continue
+        parts = line.split()
+        try:
+            if len(parts) != 3 or not snap.SAFE_METRIC.match(parts[1]):
+                raise ValueError(line[:80])
+            value = float(parts[2])
+        except ValueError:
+            bad.append(f"malformed metric line: {line[:80]!r}")
+            continue
+        d = wl.metric_decl(parts[1])
+        metrics.append(Metric(parts[1], value, d.unit, d.kind, d.better, wl.name))
+    return metrics, bad
+
+
+def _save_dmesg(guest: Guest, state: _Rep) -> None:
+    try:
+        res = guest.run("dmesg", timeout=30.0)
+    except GuestError:
+        return
+    atomic.write_bytes(state.path / "raw" / "dmesg.txt", res.stdout[:RAW_OUTPUT_LIMIT])
+
+
+def _scan_console(state: _Rep) -> None:
+    log_path = state.path / "console.log"
+    try:
+        text = log_path.read_bytes()[: console_scan.MAX_BYTES].decode(errors="replace")
+    except OSError:
+        text = ""
+    hits = console_scan.scan(text)
+    for hit in hits:
+        state.tests.append(TestResult(f"console:{hit.signature}", "fail",
+                                      f"console line {hit.line}: {hit.summary}", hit.excerpt))
+    if not hits and any(t.name == "boot" and t.status == "pass" for t in state.tests):
+        state.tests.append(TestResult("console:clean", "pass"))
+    # With a kernel fault on the console, a lost guest (no ready marker, SSH
+    # gone) is the kernel's failure, not ours.
+    if hits:
+        for i, t in enumerate(state.tests):
+            if t.status == "error":
+                state.tests[i] = TestResult(t.name, "fail", t.message, t.output, t.seconds)
+
+
+def _judge(state: _Rep) -> None:
+    for exp in state.cell.expectations:
+        if expect.applies(exp, state.cell):
+            state.tests += expect.judge(exp, state.metrics, state.ran)
+
+
+def _status(tests: list[TestResult]) -> str:
+    statuses = {t.status for t in tests}
+    if not tests:
+        return "error"
+    for s in ("interrupted", "error", "fail"):
+        if s in statuses:
+            return s
+    return "pass" if "pass" in statuses else "skipped"
+
+
+def _reason(tests: list[TestResult]) -> str:
+    for t in tests:
+        if t.status in ("error", "fail", "interrupted"):
+            return f"{t.name}: {t.message}"[:300]
+    return ""
