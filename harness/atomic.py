@@ -6,6 +6,7 @@ old content, the new content, or no file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ def atomic_open(path: Path, mode: str = "w", perm: int = 0o644) -> Iterator[IO[A
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with _ignore_missing():
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
@@ -59,10 +60,3 @@ def replace_dir(tmp_dir: Path, final: Path) -> None:
         else:
             raise
 
-
-@contextmanager
-def _ignore_missing() -> Iterator[None]:
-    try:
-        yield
-    except FileNotFoundError:
-        pass

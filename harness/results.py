@@ -97,7 +97,8 @@ def _load_json(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: not valid JSON ({exc})", "the file is truncated or corrupt; rerun that cell") from exc
+        raise ResultsError(f"{path}: not valid JSON ({exc})",
+                           "the file is truncated or corrupt; rerun that cell") from exc
     if not isinstance(value, dict):
         raise ResultsError(f"{path}: not a JSON object", "the file is corrupt; rerun that cell")
     fmt = value.get("format")

@@ -5,12 +5,12 @@ it twice is harmless, it always ends with no QEMU process left, and the
 console log is kept. QEMU dies with kharness even on `kill -9` of kharness:
 the child asks the kernel for SIGKILL when its parent thread exits
 (PR_SET_PDEATHSIG), so a machine must be started and closed by the same
-thread.
+thread. The death signal is set by util-linux's `setpriv --pdeathsig`
+rather than a preexec_fn, which is unsafe with the threads of parallel cells.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
@@ -28,7 +28,6 @@ from harness.machine.arches import ArchPreset, preset
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
 PORT_TRIES = 5
 CONSOLE_SCAN_BYTES = 64 * 1024 * 1024  # stop reading a console that floods beyond this
 
@@ -116,11 +115,6 @@ def build_argv(spec: MachineSpec, arch: ArchPreset, console: Path, qmp: Path, ss
     return argv
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 class QemuMachine:
     """A running guest. Use as a context manager; `close()` is idempotent."""
 
@@ -180,8 +174,8 @@ class QemuMachine:
         stderr = (self._tmp / "qemu.stderr").open("wb")
         self.started_at = time.monotonic()
         self._proc = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
-            preexec_fn=_die_with_parent, close_fds=True,
+            ["setpriv", "--pdeathsig", "KILL", "--", *self.argv],
+            stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, close_fds=True,
         )
         stderr.close()
 

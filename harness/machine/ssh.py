@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import logging
 import shlex
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,20 +154,20 @@ def _drain(chan: paramiko.Channel, deadline: float, limit: int) -> tuple[bytes, 
         if time.monotonic() > deadline:
             return bytes(out), bytes(err), truncated, True
         got = False
-        for recv, buf in ((chan.recv, out), (chan.recv_stderr, err)):
+        for recv, sink in ((chan.recv, out), (chan.recv_stderr, err)):
             try:
                 data = recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if data:
                 got = True
-                room = limit - len(buf)
+                room = limit - len(sink)
                 truncated |= len(data) > room
-                buf += data[: max(0, room)]
+                sink.extend(data[: max(0, room)])
         if not got and chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
             return bytes(out), bytes(err), truncated, False
-        if not got and chan.eof_received and chan.exit_status_ready():
-            return bytes(out), bytes(err), truncated, False
+        if not got:
+            time.sleep(0.01)  # EOF on both streams but no exit status yet
 
 
 def _parse_public_line(line: str) -> paramiko.PKey:

@@ -68,12 +68,12 @@ def search_path(extra: tuple[Path, ...] = ()) -> tuple[Path, ...]:
 
 def available(dirs: tuple[Path, ...] = ()) -> list[str]:
     names = {p.stem for d in search_path(dirs) if d.is_dir() for p in d.glob("*.yaml")}
-    return sorted(n for n in names if NAME_RE.match(n))
+    return sorted(n for n in names if NAME_RE.fullmatch(n))
 
 
 def load(name: str, dirs: tuple[Path, ...] = ()) -> Workload:
     """Find and validate workload `name`; UsageError names the file and the fix."""
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UsageError(f"workload name {name!r} is not valid", "use lower-case letters, digits, - and _")
     for d in search_path(dirs):
         decl = d / f"{name}.yaml"
@@ -92,7 +92,8 @@ def _parse(name: str, decl: Path) -> Workload:
         raise UsageError(f"{decl}: a workload declaration is a mapping", "see guest_scripts/idle.yaml")
     unknown = set(raw) - DECL_KEYS
     if unknown:
-        raise UsageError(f"{decl}: unknown key(s) {', '.join(sorted(unknown))}", f"allowed: {', '.join(sorted(DECL_KEYS))}")
+        raise UsageError(f"{decl}: unknown key(s) {', '.join(sorted(unknown))}",
+                         f"allowed: {', '.join(sorted(DECL_KEYS))}")
     script = decl.parent / str(raw.get("script", f"{name}.sh"))
     if not script.is_file() or script.parent != decl.parent:
         raise UsageError(f"{decl}: script {script.name} not found beside it", "put the script next to the .yaml")
@@ -113,6 +114,6 @@ def _device(d: Any) -> DeviceDecl:
     if not isinstance(d, dict) or d.get("kind") not in DEVICE_KINDS:
         raise ValueError(f"device {d!r}: kind must be one of {', '.join(DEVICE_KINDS)}")
     dev = DeviceDecl(kind=str(d["kind"]), id=str(d.get("id", "scratch")), size_mib=int(d.get("size_mib", 256)))
-    if not re.match(r"^[a-z][a-z0-9]{0,15}$", dev.id) or not 1 <= dev.size_mib <= 65536:
+    if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", dev.id) or not 1 <= dev.size_mib <= 65536:
         raise ValueError(f"device {d!r}: id is [a-z][a-z0-9]*, size_mib 1..65536")
     return dev

@@ -1,0 +1,2 @@
+#!/bin/sh
+sleep "${KH_SECONDS:-1}"
