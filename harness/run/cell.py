@@ -22,7 +22,7 @@ from harness.collect import console as console_scan
 from harness.collect import snapshot as snap
 from harness.errors import GuestError, KharnessError
 from harness.machine.guest import Guest
-from harness.model import Cell, Metric, TestResult
+from harness.model import Cell, Metric, Status, TestResult
 from harness.results import RepRecord
 from harness.run import expect
 from harness.workloads import Workload
@@ -60,6 +60,7 @@ class _Rep:
     kernel: dict[str, object] = field(default_factory=dict)
     qemu: dict[str, object] = field(default_factory=dict)
     ran: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # collector parse problems, kept in raw/
 
 
 def run_repetition(cell: Cell, rep: int, run_dir: Path, workloads: dict[str, Workload],
@@ -75,6 +76,8 @@ def run_repetition(cell: Cell, rep: int, run_dir: Path, workloads: dict[str, Wor
     _scan_console(state)
     _judge(state)
     state.timings["total"] = round(time.monotonic() - started, 3)
+    if state.problems:
+        atomic.write_text(path / "raw" / "problems.txt", "\n".join(state.problems) + "\n")
     record = RepRecord(
         cell_id=cell.id, slug=cell.slug, axes=dict(cell.axes), rep=rep, status=_status(state.tests),
         reason=_reason(state.tests), kernel=state.kernel, qemu=state.qemu, timings=state.timings,
@@ -96,7 +99,7 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
         guest = booted.guest
         _guest_setup(guest, state)
         before = _snapshot(guest, state, "boot")
-        state.metrics += snap.metrics(before, before, "boot")
+        state.metrics += snap.metrics(None, before, "boot")
         deadline = time.monotonic() + state.cell.timeouts.cell
         for wl_run in state.cell.workloads:
             if time.monotonic() > deadline:
@@ -107,7 +110,9 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
             ok = _run_workload(guest, state, wl, dict(wl_run.params))
             if not guest.alive():
                 break
-            after = _snapshot(guest, state, wl.name) if ok is not None else before
+            if ok is None:
+                continue  # the guest is up but the workload could not run: no figures
+            after = _snapshot(guest, state, f"after-{wl.name}")
             state.metrics += snap.metrics(before, after, wl.name)
             before = after
         _save_dmesg(guest, state)
@@ -124,10 +129,12 @@ def _snapshot(guest: Guest, state: _Rep, tag: str) -> snap.Snapshot:
     res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-snapshot.sh", timeout=SNAPSHOT_TIMEOUT)
     if res.timed_out or res.exit_status != 0:
         raise GuestError(f"snapshot '{tag}' failed (exit {res.exit_status})", "see raw/ and console.log")
-    sections = snap.split(res.text)
+    sections = snap.split(res.stdout)
     snap.save_raw(sections, state.path / "raw", tag)
+    parsed = snap.parse(sections)
     state.timings[f"snapshot.{tag}"] = round(time.monotonic() - t0, 3)
-    return snap.parse(sections)
+    state.problems += [f"{tag}: {p}" for p in parsed.problems]
+    return parsed
 
 
 def _run_workload(guest: Guest, state: _Rep, wl: Workload, params: dict[str, object]) -> bool | None:
@@ -145,7 +152,7 @@ def _run_workload(guest: Guest, state: _Rep, wl: Workload, params: dict[str, obj
     state.timings[f"workload.{wl.name}"] = round(res.seconds, 3)
     state.ran.append(wl.name)
     out = res.stdout + (b"\n--- stderr ---\n" + res.stderr if res.stderr else b"")
-    atomic.write_bytes(state.path / "raw" / wl.name / "output.txt", out)
+    atomic.write_bytes(state.path / "raw" / f"workload-{wl.name}.txt", out)
     metrics, bad = _workload_metrics(res.text, wl)
     state.metrics += metrics
     text = res.text[-4000:]
@@ -156,7 +163,7 @@ def _run_workload(guest: Guest, state: _Rep, wl: Workload, params: dict[str, obj
         err = res.stderr.decode(errors="replace").strip()[-300:]
         state.tests.append(TestResult(name, "fail", f"exit status {res.exit_status}: {err}", text, res.seconds))
         return False
-    status = "fail" if bad else "pass"
+    status: Status = "fail" if bad else "pass"
     state.tests.append(TestResult(name, status, "; ".join(bad)[:500], text, round(res.seconds, 3)))
     return True
 
@@ -195,12 +202,10 @@ def _save_dmesg(guest: Guest, state: _Rep) -> None:
 
 
 def _scan_console(state: _Rep) -> None:
-    log_path = state.path / "console.log"
     try:
-        text = log_path.read_bytes()[: console_scan.MAX_BYTES].decode(errors="replace")
+        hits = console_scan.scan_file(state.path / "console.log")
     except OSError:
-        text = ""
-    hits = console_scan.scan(text)
+        hits = []
     for hit in hits:
         state.tests.append(TestResult(f"console:{hit.signature}", "fail",
                                       f"console line {hit.line}: {hit.summary}", hit.excerpt))

@@ -77,13 +77,16 @@ def run(config: Config, opts: RunOptions, boot: BootFn,
             done += 1
             tag = f"[{done}/{total}] {cell.slug}#{rep}"
             progress(f"{tag}: start")
-            record = run_repetition(cell, rep, out, workloads, boot,
-                                    progress=lambda phase, t=tag: progress(f"{t}: {phase}"))
+            record = run_repetition(cell, rep, out, workloads, boot, progress=_prefixed(progress, tag))
             progress(f"{tag}: {record.status}" + (f" ({record.reason})" if record.reason else ""))
             records.append(record)
     write_reports(out)
     _write_run_json(out, config, opts, "finished", started, {r.cell_id: r.status for r in records})
     return RunOutcome(out, records)
+
+
+def _prefixed(progress: Callable[[str], None], tag: str) -> Callable[[str], None]:
+    return lambda phase: progress(f"{tag}: {phase}")
 
 
 def write_reports(run_dir: Path) -> None:
@@ -104,7 +107,7 @@ def _write_run_json(out: Path, config: Config, opts: RunOptions, status: str, st
         "status": status,
         "name": config.name,
         "config_path": str(config.path),
-        "config": config.raw,
+        "config": config.to_json(),
         "started": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
         "finished": dt.datetime.now(dt.UTC).isoformat() if status == "finished" else None,
         "host": _host(),
@@ -127,7 +130,7 @@ def _tools() -> dict[str, str]:
     versions = {"kharness": __version__}
     for binary in ("qemu-system-x86_64", "qemu-system-aarch64"):
         try:
-            out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+            out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
         except (OSError, subprocess.TimeoutExpired):
             continue
         m = re.search(r"version (\S+)", out)

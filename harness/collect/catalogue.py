@@ -1,0 +1,90 @@
+"""The collectors' metric names: a contract, kept as data.
+
+Every metric the collectors emit is made through `metric()`, which takes its
+unit, kind and better-direction from this table, so the names, units and
+directions cannot drift between the collectors, compare's defaults and the
+documentation. A pattern's `*` stands for a size class (8, 96, 1k), a bounce
+size in bytes, a sanitized device name, or a fio job name plus direction.
+
+Kinds: a counter is the difference over one workload (after minus before); a
+gauge is the value read after it (after boot for the "boot" workload).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from harness.model import Better, Metric, MetricKind
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    pattern: str  # fnmatch pattern over the dotted name
+    unit: str
+    kind: MetricKind
+    better: Better
+    meaning: str
+
+
+CATALOGUE: tuple[MetricSpec, ...] = (
+    # /proc/slabinfo: the memory side of the minalign trade.
+    MetricSpec("slab.kmalloc-*.objects", "objects", "gauge", "neutral",
+               "active objects of one kmalloc size class, summed over its families "
+               "(kmalloc, kmalloc-cg, kmalloc-rcl, dma-kmalloc, kmalloc-rnd-NN)"),
+    MetricSpec("slab.kmalloc-*.bytes", "bytes", "gauge", "lower",
+               "slab memory of one size class: num_slabs x pagesperslab x page size, "
+               "summed over its families"),
+    MetricSpec("slab.kmalloc.bytes", "bytes", "gauge", "lower",
+               "slab memory of every kmalloc cache (the sum of the size classes)"),
+    MetricSpec("slab.kmalloc.bytes.delta", "bytes", "gauge", "lower",
+               "change of slab.kmalloc.bytes over the workload: kmalloc memory it left behind"),
+    MetricSpec("slab.minalign", "bytes", "gauge", "neutral",
+               "effective kmalloc minimum alignment: the smallest plain kmalloc-N cache"),
+    # /proc/meminfo: slab totals over every cache, kmalloc or not.
+    MetricSpec("meminfo.slab", "bytes", "gauge", "lower", "Slab: all slab memory"),
+    MetricSpec("meminfo.sunreclaim", "bytes", "gauge", "lower",
+               "SUnreclaim: slab memory the kernel cannot shrink (kmalloc lives here)"),
+    # swiotlb debugfs: the bounce buffer pool (slots of 2 KiB).
+    MetricSpec("swiotlb.present", "", "gauge", "neutral", "1 if the kernel has a swiotlb pool"),
+    MetricSpec("swiotlb.slots", "slots", "gauge", "neutral", "io_tlb_nslabs: size of the pool"),
+    MetricSpec("swiotlb.used", "slots", "gauge", "lower", "io_tlb_used when read"),
+    MetricSpec("swiotlb.hiwater", "slots", "gauge", "lower",
+               "io_tlb_used_hiwater: most slots ever in use (6.2+; reset by writing 0)"),
+    # swiotlb:swiotlb_bounced hist triggers: the DMA side of the trade.
+    MetricSpec("swiotlb.bounces", "bounces", "counter", "lower",
+               "mappings bounced through swiotlb during the workload (Hits of keys=size)"),
+    MetricSpec("swiotlb.bounced_bytes", "bytes", "counter", "lower",
+               "bytes bounced: the sum of size x hitcount over the keys=size histogram"),
+    MetricSpec("swiotlb.bounces.size-*", "bounces", "counter", "lower",
+               "bounces of mappings of one size (bytes)"),
+    MetricSpec("swiotlb.bounces.dev-*", "bounces", "counter", "lower",
+               "bounces of one device (dev_name, sanitized to [a-z0-9_-])"),
+    # /proc/vmstat: a few counters that say whether the figures above mean anything.
+    MetricSpec("vmstat.pgpgin", "KiB", "counter", "neutral",
+               "block I/O read: shows the workload really moved data (bounces per KiB)"),
+    MetricSpec("vmstat.pgpgout", "KiB", "counter", "neutral", "block I/O written"),
+    MetricSpec("vmstat.pgalloc", "pages", "counter", "neutral",
+               "page allocations over all zones, slab pages included"),
+    MetricSpec("vmstat.allocstall", "stalls", "counter", "lower",
+               "direct reclaim stalls: memory pressure that distorts slab figures"),
+    # fio --output-format=json, per job and direction (fio.<job>.<read|write>.*).
+    MetricSpec("fio.*.iops", "IO/s", "gauge", "higher", "I/Os per second"),
+    MetricSpec("fio.*.bw", "bytes/s", "gauge", "higher", "bandwidth"),
+    MetricSpec("fio.*.clat_p*_ns", "ns", "gauge", "lower",
+               "completion latency percentile (p50, p99, p99_9)"),
+    MetricSpec("fio.*.ios", "IOs", "counter", "neutral", "I/Os completed"),
+)
+
+
+def spec(name: str) -> MetricSpec | None:
+    """The first catalogue entry whose pattern matches `name`, or None."""
+    return next((s for s in CATALOGUE if fnmatchcase(name, s.pattern)), None)
+
+
+def metric(name: str, value: float, workload: str) -> Metric:
+    """A Metric with the catalogue's unit, kind and direction; KeyError if not catalogued."""
+    s = spec(name)
+    if s is None:
+        raise KeyError(f"metric {name!r} is not in harness.collect.catalogue")
+    return Metric(name, float(value), s.unit, s.kind, s.better, workload)

@@ -1,0 +1,412 @@
+"""One reading of every guest source, from guest_scripts/kharness-snapshot.sh's output.
+
+The guest script prints all sources in one SSH round trip, each after a line
+`@@kharness-section <name>@@`, ending with the section `end`. The host:
+
+    sections = split(output)                  # name -> text, problems noted
+    save_raw(sections, rep_dir / "raw", tag)  # raw/<tag>/<name>, as read
+    snap = parse(sections)                    # parsed values + problems
+    metrics(before_snap, snap, workload)      # -> list[Metric] (catalogue.py)
+
+The guest is untrusted (a broken kernel, a hostile root), so the output is
+bounded, section names are made safe to use as paths, and a source that does
+not parse becomes a problem in Snapshot.problems and no metrics, never an
+exception that loses the other sources.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TypeVar
+
+from harness import atomic
+from harness.collect import catalogue, hist, meminfo, slabinfo, swiotlb, vmstat
+from harness.collect.text import ParseError, count, label, shorten
+from harness.model import Metric
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_TOTAL = 16 << 20  # bytes of script output read
+MAX_SECTION = 4 << 20  # bytes of one section kept
+MAX_SECTIONS = 256
+MAX_NAME = 128
+_DELIMITER = re.compile(r"@@kharness-section ([^@]{1,256})@@")
+_UNSAFE = re.compile(r"[^a-z0-9_./-]")
+_TAG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
+# What a metric name may look like (dotted, e.g. slab.kmalloc-8.bytes), for
+# names that come from the guest, such as a workload's `metric NAME VALUE` lines.
+SAFE_METRIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+BOUNCE_HIST = "hist/swiotlb_bounced"
+# vmstat counters reported, and why: pgpgin/pgpgout show that the workload
+# really moved block data (the denominator of bounces); pgalloc_* (summed over
+# zones) counts page allocations, slab growth included; allocstall_* (summed)
+# counts direct-reclaim stalls, memory pressure that would distort slab figures.
+VMSTAT: tuple[tuple[str, str], ...] = (
+    ("vmstat.pgpgin", "pgpgin"),
+    ("vmstat.pgpgout", "pgpgout"),
+    ("vmstat.pgalloc", "pgalloc_*"),
+    ("vmstat.allocstall", "allocstall_*"),
+)
+
+
+@dataclass(frozen=True)
+class Sections(Mapping[str, str]):
+    """Section name -> text, as a read-only mapping, with what split() had to drop."""
+
+    parts: Mapping[str, str]
+    problems: tuple[str, ...] = ()
+
+    def __getitem__(self, name: str) -> str:
+        return self.parts[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.parts)
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Parsed sources; None where a source was missing, unreadable or unknowable."""
+
+    pagesize: int | None = None
+    slab: slabinfo.SlabInfo | None = None
+    meminfo: Mapping[str, int] | None = None  # bytes (kB fields) or counts
+    vmstat: Mapping[str, int] | None = None
+    swiotlb: swiotlb.Swiotlb | None = None  # None: debugfs missing, so unknown
+    bounces: tuple[hist.Histogram, ...] | None = None  # None: no bounce histogram
+    uptime: float | None = None  # seconds since boot, to spot a reboot between snapshots
+    complete: bool = False  # the `end` section arrived: the output was not cut off
+    problems: tuple[str, ...] = field(default=())
+
+
+# --- split ----------------------------------------------------------------
+
+
+def safe_name(raw: str) -> str | None:
+    """`raw` as a relative path of [a-z0-9_./-], without '..' or a leading '/' or '.'.
+
+    None when nothing usable is left (the section is then dropped).
+    """
+    name = _UNSAFE.sub("_", raw.strip().lower())
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if not parts or len(parts) > 4 or any(set(p) == {"."} for p in parts):
+        return None
+    name = "/".join("_" + p[1:] if p.startswith(".") else p for p in parts)
+    return name if len(name) <= MAX_NAME else None
+
+
+@dataclass
+class _Splitter:
+    parts: dict[str, list[str]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    current: str | None = None  # None: outside a kept section
+    stray: int = 0
+
+    def open(self, raw: str) -> None:
+        self.current = None
+        name = safe_name(raw)
+        if name is None:
+            self.problems.append(f"section name {shorten(raw)!r} refused")
+        elif name in self.parts:
+            self.problems.append(f"section {name} repeated; the first kept")
+        elif len(self.parts) >= MAX_SECTIONS:
+            self.problems.append(f"more than {MAX_SECTIONS} sections; {name} and later dropped")
+        elif any(n.startswith(name + "/") or name.startswith(n + "/") for n in self.parts):
+            self.problems.append(f"section {name} clashes with another as file and directory")
+        else:
+            self.parts[name], self.sizes[name], self.current = [], 0, name
+
+    def add(self, line: str) -> None:
+        if self.current is None:
+            self.stray += bool(line.strip())
+            return
+        size = self.sizes[self.current] + len(line) + 1
+        if size > MAX_SECTION:
+            self.problems.append(f"section {self.current} over {MAX_SECTION} bytes; cut there")
+            self.current = None
+            return
+        self.sizes[self.current] = size
+        self.parts[self.current].append(line)
+
+    def result(self) -> Sections:
+        if self.stray:
+            self.problems.append(f"{self.stray} line(s) outside any kept section ignored")
+        texts = {name: _joined(lines) for name, lines in self.parts.items()}
+        return Sections(texts, tuple(self.problems))
+
+
+def _joined(lines: list[str]) -> str:
+    text = "\n".join(lines).rstrip("\n")
+    return text + "\n" if text else ""
+
+
+def split(data: str | bytes) -> Sections:
+    """Cut kharness-snapshot.sh output into sections; never raises on what the guest sent."""
+    splitter = _Splitter()
+    if len(data) > MAX_TOTAL:
+        splitter.problems.append(f"output of {len(data)} bytes cut to {MAX_TOTAL}")
+        data = data[:MAX_TOTAL]
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    for raw in text.split("\n"):
+        line = raw.removesuffix("\r")
+        m = _DELIMITER.fullmatch(line)
+        if m:
+            splitter.open(m[1])
+        else:
+            splitter.add(line)
+    return splitter.result()
+
+
+def save_raw(sections: Mapping[str, str], raw_dir: Path, tag: str) -> list[Path]:
+    """Write each section to raw_dir/<tag>/<name> atomically; the paths written.
+
+    `tag` is the host's (e.g. "before-dd-direct"); names come from split(),
+    and are checked again here: nothing is ever written outside raw_dir.
+    """
+    if not _TAG.fullmatch(tag) or ".." in tag:
+        raise ValueError(f"raw tag {tag!r}: use [a-z0-9_.-], starting with a letter or digit")
+    root = raw_dir.resolve()
+    written: list[Path] = []
+    for name, text in sections.items():
+        if safe_name(name) != name:
+            raise ValueError(f"section name {name!r} is not safe; take names from split()")
+        path = (root / tag / name).resolve()
+        if not path.is_relative_to(root):
+            raise ValueError(f"section {name!r} would be written outside {root}")
+        atomic.write_text(path, text)
+        written.append(path)
+    return written
+
+
+# --- parse ----------------------------------------------------------------
+
+
+def parse(sections: Mapping[str, str]) -> Snapshot:
+    """Parse every section that is there; what is missing or broken goes to .problems."""
+    problems = list(sections.problems) if isinstance(sections, Sections) else []
+
+    def attempt(name: str, parser: Callable[[str], T]) -> T | None:
+        if name not in sections:
+            problems.append(f"{name}: section missing")
+            return None
+        try:
+            return parser(sections[name])
+        except ParseError as exc:
+            problems.append(str(exc))
+            return None
+
+    probe = _probe(sections.get("probe", ""))
+    snap = Snapshot(
+        pagesize=attempt("pagesize", pagesize),
+        slab=attempt("slabinfo", slabinfo.parse),
+        meminfo=attempt("meminfo", meminfo.parse),
+        vmstat=attempt("vmstat", vmstat.parse),
+        uptime=attempt("uptime", uptime),
+        swiotlb=_swiotlb(sections, probe, problems),
+        bounces=_bounces(sections, probe, problems),
+        complete="end" in sections,
+    )
+    if not snap.complete:
+        problems.append("snapshot output cut off: no end section")
+    return replace(snap, problems=tuple(problems))
+
+
+def _probe(text: str) -> dict[str, str]:
+    """The script's key=value facts: debugfs, tracefs, swiotlb_dir, bounce_event, hist."""
+    pairs = (line.partition("=") for line in text.splitlines()[:64])
+    return {k.strip(): v.strip() for k, sep, v in pairs if sep}
+
+
+def pagesize(text: str) -> int:
+    """`KernelPageSize:        4 kB` (from /proc/self/smaps) or a bare number of bytes."""
+    fields = text.split()
+    if fields[:1] == ["KernelPageSize:"] and fields[2:3] == ["kB"]:
+        size = count(fields[1], "pagesize", 1 << 20) * 1024
+    elif len(fields) == 1:
+        size = count(fields[0], "pagesize", 1 << 30)
+    else:
+        raise ParseError(f"pagesize: not 'KernelPageSize: N kB': {shorten(text.strip())!r}")
+    if size < 1024 or size > 1 << 30 or size & (size - 1):
+        raise ParseError(f"pagesize: {size} bytes is not a page size")
+    return size
+
+
+def uptime(text: str) -> float:
+    """The first figure of /proc/uptime: seconds since boot."""
+    first = (text.split() or [""])[0]
+    if not re.fullmatch(r"[0-9]{1,12}(?:\.[0-9]{1,9})?", first):
+        raise ParseError(f"uptime: {shorten(first)!r} is not seconds")
+    return float(first)
+
+
+def _swiotlb(
+    sections: Mapping[str, str], probe: Mapping[str, str], problems: list[str]
+) -> swiotlb.Swiotlb | None:
+    files = {n.removeprefix("swiotlb/"): t for n, t in sections.items() if n.startswith("swiotlb/")}
+    if not files and probe.get("debugfs") != "yes":
+        problems.append("swiotlb: unknown (debugfs not mounted in the guest)")
+        return None
+    try:
+        return swiotlb.parse(files)
+    except ParseError as exc:
+        problems.append(str(exc))
+        return None
+
+
+def _bounces(
+    sections: Mapping[str, str], probe: Mapping[str, str], problems: list[str]
+) -> tuple[hist.Histogram, ...] | None:
+    if BOUNCE_HIST not in sections:
+        why = "no tracepoint" if probe.get("bounce_event") == "no" else "no hist file"
+        problems.append(f"{BOUNCE_HIST}: missing ({why}); bounces unknown")
+        return None
+    try:
+        found = hist.parse(sections[BOUNCE_HIST])
+    except ParseError as exc:
+        problems.append(str(exc))
+        return None
+    if not found:
+        problems.append(f"{BOUNCE_HIST}: no hist trigger set; run kharness-trace.sh after boot")
+        return None
+    return found
+
+
+# --- metrics --------------------------------------------------------------
+
+Pairs = list[tuple[str, float]]
+
+
+def metrics(before: Snapshot | None, after: Snapshot, workload: str) -> list[Metric]:
+    """The catalogue's metrics: gauges read from `after`, counters as after minus before.
+
+    `before` is None (or `after` itself) for the after-boot snapshot or when no
+    snapshot followed a workload: gauges only, since a counter of 0 there would
+    claim a measurement nobody made. Counters are also left out when they went
+    backwards (a reboot or a trigger set again).
+    """
+    pairs = _slab(after) + _meminfo(after) + _swiotlb_gauges(after)
+    if before is not None and before is not after:
+        pairs += _slab_delta(before, after)
+        if _same_boot(before, after):
+            pairs += _bounce_counters(before, after) + _vmstat_counters(before, after)
+    return [catalogue.metric(name, value, workload) for name, value in pairs]
+
+
+def _slab(s: Snapshot) -> Pairs:
+    if s.slab is None:
+        return []
+    pairs: Pairs = []
+    for c in slabinfo.size_classes(s.slab):
+        pairs.append((f"slab.kmalloc-{c.label}.objects", c.active_objs))
+        if s.pagesize is not None:
+            pairs.append((f"slab.kmalloc-{c.label}.bytes", c.slab_pages * s.pagesize))
+    total = _kmalloc_bytes(s)
+    if total is not None:
+        pairs.append(("slab.kmalloc.bytes", total))
+    align = slabinfo.minalign(s.slab)
+    if align is not None:
+        pairs.append(("slab.minalign", align))
+    return pairs
+
+
+def _kmalloc_bytes(s: Snapshot) -> int | None:
+    if s.slab is None or s.pagesize is None:
+        return None
+    return sum(c.slab_pages for c in slabinfo.size_classes(s.slab)) * s.pagesize
+
+
+def _slab_delta(before: Snapshot, after: Snapshot) -> Pairs:
+    b, a = _kmalloc_bytes(before), _kmalloc_bytes(after)
+    return [] if a is None or b is None else [("slab.kmalloc.bytes.delta", a - b)]
+
+
+def _meminfo(s: Snapshot) -> Pairs:
+    m = s.meminfo or {}
+    return [(f"meminfo.{k.lower()}", m[k]) for k in ("Slab", "SUnreclaim") if k in m]
+
+
+def _swiotlb_gauges(s: Snapshot) -> Pairs:
+    t = s.swiotlb
+    if t is None:
+        return []
+    pairs: Pairs = [("swiotlb.present", int(t.present)), ("swiotlb.slots", t.nslabs)]
+    pairs.append(("swiotlb.used", t.used))
+    if t.hiwater is not None or not t.present:
+        pairs.append(("swiotlb.hiwater", t.hiwater or 0))
+    return pairs
+
+
+def _same_boot(before: Snapshot, after: Snapshot) -> bool:
+    if before.uptime is not None and after.uptime is not None and after.uptime < before.uptime:
+        log.warning("uptime went back (%s -> %s): guest rebooted; no counters", before.uptime,
+                    after.uptime)
+        return False
+    return True
+
+
+def _bounce_counters(before: Snapshot, after: Snapshot) -> Pairs:
+    if before.bounces is None or after.bounces is None:
+        return []
+    pairs: Pairs = []
+    sizes = _deltas(before.bounces, after.bounces, "size")
+    if sizes is not None:
+        total, per_key = sizes
+        pairs.append(("swiotlb.bounces", total))
+        by_size = {int(v): n for v, n in per_key.items() if v.isdigit() and len(v) < 20}
+        pairs.append(("swiotlb.bounced_bytes", sum(size * n for size, n in by_size.items())))
+        pairs += [(f"swiotlb.bounces.size-{size}", n) for size, n in sorted(by_size.items())]
+    devices = _deltas(before.bounces, after.bounces, "dev_name")
+    if devices is not None:
+        if sizes is None:  # the dev_name histogram counts the same events
+            pairs.append(("swiotlb.bounces", devices[0]))
+        by_dev: dict[str, int] = {}
+        for name, n in devices[1].items():
+            by_dev[device_label(name)] = by_dev.get(device_label(name), 0) + n
+        pairs += [(f"swiotlb.bounces.dev-{d}", n) for d, n in sorted(by_dev.items())]
+    return pairs
+
+
+def _deltas(
+    before: tuple[hist.Histogram, ...], after: tuple[hist.Histogram, ...], key: str
+) -> tuple[int, dict[str, int]] | None:
+    """(total, per key value) of one single-key histogram over the workload."""
+    b, a = hist.find(before, key), hist.find(after, key)
+    if a is None or b is None:
+        return None
+    old = {k[0][1]: n for k, n in b.counts().items()}
+    per_key = {k[0][1]: n - old.get(k[0][1], 0) for k, n in a.counts().items()}
+    total = a.total - b.total
+    if total < 0 or any(n < 0 for n in per_key.values()):
+        log.warning("hist keys=%s went backwards: trigger reset between snapshots", key)
+        return None
+    if (a.dropped or 0) > (b.dropped or 0):
+        log.warning("hist keys=%s dropped events: per-%s figures are a lower bound", key, key)
+    return total, per_key
+
+
+def _vmstat_counters(before: Snapshot, after: Snapshot) -> Pairs:
+    if before.vmstat is None or after.vmstat is None:
+        return []
+    pairs: Pairs = []
+    for name, pattern in VMSTAT:
+        prefix = pattern.removesuffix("*")
+        keys = [k for k in after.vmstat if k in before.vmstat
+                and (k == pattern or (pattern.endswith("*") and k.startswith(prefix)))]
+        delta = sum(after.vmstat[k] - before.vmstat[k] for k in keys)
+        if keys and delta >= 0:
+            pairs.append((name, delta))
+    return pairs
+
+
+def device_label(name: str) -> str:
+    """A dev_name as it appears in metric names: 0000:00:02.0 -> 0000_00_02_0."""
+    return label(name, 64, "unknown")
