@@ -27,6 +27,7 @@ class KharnessError(Exception):
     def __init__(self, problem: str, fix: str = "") -> None:
         self.problem = problem
         self.fix = fix
+        self.details: dict[str, object] = {}  # facts for the record (e.g. the QEMU argv)
         super().__init__(f"{problem}; {fix}" if fix else problem)
 
 

@@ -106,6 +106,7 @@ def build_argv(spec: MachineSpec, arch: ArchPreset, console: Path, qmp: Path, ss
         "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
         # romfile= : no iPXE option ROM, nothing boots from the network.
         "-device", "virtio-net-pci,netdev=net0,romfile=",
+        # Entropy at once: otherwise the guest's SSH server waits for crng init.
         "-device", "virtio-rng-pci",
     ]
     if spec.dtb is not None:

@@ -72,7 +72,11 @@ def run_repetition(cell: Cell, rep: int, run_dir: Path, workloads: dict[str, Wor
     try:
         _boot_and_run(state, workloads, boot, progress)
     except KharnessError as exc:  # before or during boot: artefacts, QEMU, SSH
+        state.qemu = state.qemu or dict(exc.details.get("qemu", {}))  # type: ignore[call-overload]
         state.tests.append(TestResult("boot", "error", str(exc), getattr(exc, "console_tail", "")))
+    except Exception as exc:  # a harness bug must not end the run: record it, go on
+        log.exception("internal error in %s#%d", cell.slug, rep)
+        state.tests.append(TestResult("harness", "error", f"internal error: {exc!r}"))
     _scan_console(state)
     _judge(state)
     state.timings["total"] = round(time.monotonic() - started, 3)

@@ -28,6 +28,7 @@ def main(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr, flush=True)
 
     opts = RunOptions(output=args.output, accel=args.accel)
-    outcome = run(config, opts, lambda cell, path: boot_cell(cell, path, accel=opts.accel), progress)
+    outcome = run(config, opts, lambda cell, path: boot_cell(cell, path, opts.accel, config.workload_dirs),
+                  progress)
     summary.print_summary(outcome.path, outcome.records)
     return outcome.exit_code

@@ -1,0 +1,218 @@
+"""What a kernel image file is, read from its own headers, and the form QEMU boots.
+
+A file name says little (Debian calls every image `vmlinuz`, whether it is a
+bzImage, a plain arm64 Image or an EFI zboot), so everything here comes from
+the bytes. Layouts, from the kernel's documentation and sources:
+
+- arm64 Image (Documentation/arch/arm64/booting.rst): 64-byte header,
+  flags at 0x18 (bit 0 big-endian, bits 1-2 page size), magic "ARM\\x64" at 0x38.
+- x86 boot protocol (Documentation/arch/x86/boot.rst): setup_sects at 0x1f1,
+  "HdrS" at 0x202, protocol version at 0x206, kernel_version pointer at 0x20e
+  (plus 0x200), loadflags at 0x211, xloadflags at 0x236, payload_offset at
+  0x248 (from the start of the protected-mode code, protocol 2.08+).
+- EFI zboot (drivers/firmware/efi/libstub/zboot-header.S): "MZ", "zimg" at 4,
+  payload offset and size at 8 and 12, NUL-terminated compression name at
+  24; the PE header (offset at 0x3c) names the machine.
+- a whole arm64 Image compressed into one file (Image.gz, Image.zst, ...).
+
+QEMU 7.2's -kernel takes a bzImage as is, and an arm64 Image plain or
+gzip'd; it does not understand zboot (that came in QEMU 8.1) nor other
+compressors, so only those are unpacked by `bootable`.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import atomic
+from harness.errors import UsageError
+from harness.kernel import compression
+from harness.model import Arch
+
+HEAD_BYTES = 4096  # covers every header field read here
+MAX_IMAGE_BYTES = 512 << 20  # a larger file is a disk image or a vmlinux, not a kernel image
+
+ARM64_MAGIC = b"ARM\x64"
+ARM64_MAGIC_AT = 0x38
+ARM64_PAGE_SIZES = {1: 4096, 2: 16384, 3: 65536}  # Image header flags bits 1-2
+X86_MAGIC = b"HdrS"
+X86_MAGIC_AT = 0x202
+X86_XLF_KERNEL_64 = 0x1  # xloadflags: the kernel has a 64-bit entry point
+ZBOOT_TYPE = b"zimg"
+PE_MACHINE_ARM64 = 0xAA64
+# Compression names as Makefile.zboot writes them into the zboot header.
+ZBOOT_COMPRESSION = {
+    "gzip": "gzip", "lz4": "lz4", "lzma": "lzma", "lzo": "lzo", "bzip2": "bzip2",
+    "xzkern": "xz", "xz": "xz", "zstd22": "zstd", "zstd": "zstd",
+}
+QEMU_TAKES_AS_IS = frozenset({"Image", "gzip-Image", "bzImage", "zImage"})
+BANNER = re.compile(rb"Linux version (\S+) \([^\n\x00]{0,400}")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """Facts about one kernel image file, as its headers state them."""
+
+    path: Path
+    arch: Arch
+    format: str  # Image, gzip-Image, <compression>-Image, zboot, bzImage, zImage
+    compression: str  # of the kernel as shipped: none, gzip, zstd, xz, lzma, lz4, bzip2, lzo
+    release: str  # `uname -r`
+    size: int  # bytes of the file
+    banner: str = ""  # the "Linux version ..." line (x86: built from kernel_version)
+    page_size: int | None = None  # arm64: from the Image header; x86: always 4096
+    boot_protocol: str | None = None  # x86 only, e.g. "2.15"
+
+    @property
+    def qemu_boots_as_is(self) -> bool:
+        """Whether QEMU 7.2's -kernel takes this file without our unpacking it."""
+        return self.format in QEMU_TAKES_AS_IS
+
+
+def identify(path: Path) -> ImageInfo:
+    """Read what `path` is; a file that is no kernel image raises UsageError naming it."""
+    head = _read(path, HEAD_BYTES)
+    if not head:
+        raise UsageError(f"{path} is empty, not a kernel image", "check the path")
+    try:
+        if head[X86_MAGIC_AT:X86_MAGIC_AT + 4] == X86_MAGIC:
+            return _x86(path, _read(path))
+        fmt, kind, raw = _unwrap(path, head)
+        return _arm64(path, raw, fmt, kind, path.stat().st_size)
+    except (struct.error, IndexError) as exc:  # a header field beyond the end of the file
+        raise UsageError(f"{path}: kernel header is truncated", "check the file") from exc
+
+
+def bootable(path: Path, dest_dir: Path, info: ImageInfo | None = None) -> Path:
+    """The file to give QEMU's -kernel: `path` itself when QEMU takes it, else a raw Image.
+
+    Decompressing costs time and disk, so it is done only for what QEMU 7.2
+    cannot load (EFI zboot, arm64 Images in non-gzip wrappers). The raw Image
+    is written atomically as `dest_dir/Image-<release>`.
+    """
+    info = info or identify(path)
+    if info.qemu_boots_as_is:
+        return path
+    _, _, raw = _unwrap(path, _read(path, HEAD_BYTES))
+    out = dest_dir / f"Image-{info.release}"
+    atomic.write_bytes(out, raw)
+    return out
+
+
+def _unwrap(path: Path, head: bytes) -> tuple[str, str, bytes]:
+    """(format, compression, raw arm64 Image bytes) of a file that is not an x86 image."""
+    if head[ARM64_MAGIC_AT:ARM64_MAGIC_AT + 4] == ARM64_MAGIC:
+        return "Image", "none", _read(path)
+    if head[:2] == b"MZ" and head[4:8] == ZBOOT_TYPE:
+        kind, raw = _zboot_payload(path, _read(path))
+        return "zboot", kind, raw
+    if head[:4] == b"\x7fELF":
+        raise UsageError(
+            f"{path} is an ELF file (a vmlinux?), not a bootable kernel image",
+            "pass arch/arm64/boot/Image or arch/x86/boot/bzImage",
+        )
+    wrapper = compression.sniff(head)
+    if wrapper is None:
+        raise UsageError(
+            f"{path} is not a kernel image (no arm64 Image, x86 bzImage or EFI zboot header)",
+            "pass the Image, bzImage or vmlinuz file",
+        )
+    raw = compression.decompress(_read(path), wrapper, str(path))
+    if raw[ARM64_MAGIC_AT:ARM64_MAGIC_AT + 4] != ARM64_MAGIC:
+        raise UsageError(f"{path} is {wrapper}-compressed but holds no arm64 Image", "check it")
+    return f"{wrapper}-Image", wrapper, raw
+
+
+def _zboot_payload(path: Path, data: bytes) -> tuple[str, bytes]:
+    """The compression and decompressed Image inside an EFI zboot file."""
+    offset, size = struct.unpack_from("<II", data, 8)
+    name = _cstring(data, 24, 32)
+    kind = ZBOOT_COMPRESSION.get(name, "")
+    if not kind:
+        raise UsageError(f"{path}: EFI zboot with unknown compression {name!r}", "check the file")
+    pe = struct.unpack_from("<I", data, 0x3C)[0]
+    if data[pe:pe + 4] != b"PE\x00\x00":
+        raise UsageError(f"{path}: EFI zboot without a PE header", "check the file is complete")
+    machine = struct.unpack_from("<H", data, pe + 4)[0]
+    if machine != PE_MACHINE_ARM64:
+        raise UsageError(
+            f"{path} is an EFI zboot image for PE machine {machine:#x}, not arm64",
+            "kharness boots arm64 and x86_64 kernels",
+        )
+    payload = data[offset:offset + size]
+    if len(payload) != size:
+        raise UsageError(f"{path}: EFI zboot payload is truncated", "check the file is complete")
+    raw = compression.decompress(payload, kind, str(path))
+    if raw[ARM64_MAGIC_AT:ARM64_MAGIC_AT + 4] != ARM64_MAGIC:
+        raise UsageError(f"{path}: EFI zboot payload is no arm64 Image", "check the file")
+    return kind, raw
+
+
+def _arm64(path: Path, raw: bytes, fmt: str, kind: str, size: int) -> ImageInfo:
+    flags = struct.unpack_from("<Q", raw, 0x18)[0]
+    if flags & 1:
+        raise UsageError(f"{path} is a big-endian arm64 kernel", "build a little-endian kernel")
+    release, banner = _banner(path, raw)
+    return ImageInfo(
+        path=path, arch="arm64", format=fmt, compression=kind, release=release, size=size,
+        banner=banner, page_size=ARM64_PAGE_SIZES.get((flags >> 1) & 3),
+    )
+
+
+def _x86(path: Path, data: bytes) -> ImageInfo:
+    protocol = struct.unpack_from("<H", data, 0x206)[0]
+    if protocol >= 0x20C and not data[0x236] & X86_XLF_KERNEL_64:
+        raise UsageError(f"{path} is a 32-bit x86 kernel", "build an x86_64 kernel")
+    pointer = struct.unpack_from("<H", data, 0x20E)[0]
+    version = _cstring(data, 0x200 + pointer, 400) if pointer else ""
+    if not version:
+        raise UsageError(f"{path}: x86 image without a kernel_version string", "check the file")
+    return ImageInfo(
+        path=path, arch="x86_64", format="bzImage" if data[0x211] & 1 else "zImage",
+        compression=_x86_payload_compression(data, protocol), release=version.split()[0],
+        size=len(data), banner=f"Linux version {version}", page_size=4096,
+        boot_protocol=f"{protocol >> 8}.{protocol & 0xFF:02d}",
+    )
+
+
+def _x86_payload_compression(data: bytes, protocol: int) -> str:
+    """The compressor of the bzImage payload (protocol 2.08+ says where it starts)."""
+    if protocol < 0x208:
+        return "unknown"
+    setup_sects = data[0x1F1] or 4  # 0 means 4, for very old boot loaders
+    start = (setup_sects + 1) * 512 + struct.unpack_from("<I", data, 0x248)[0]
+    head = data[start:start + 16]
+    if head[:4] == b"\x7fELF":  # CONFIG_KERNEL_UNCOMPRESSED
+        return "none"
+    return compression.sniff(head) or "unknown"
+
+
+def _banner(path: Path, raw: bytes) -> tuple[str, str]:
+    """(release, banner line) from linux_banner, the string /proc/version prints."""
+    match = BANNER.search(raw)
+    if match is None:
+        raise UsageError(f"{path}: no 'Linux version' banner in the image", "check the file")
+    return match.group(1).decode(errors="replace"), match.group(0).decode(errors="replace")
+
+
+def _cstring(data: bytes, offset: int, limit: int) -> str:
+    chunk = data[offset:offset + limit]
+    return chunk.split(b"\x00", 1)[0].decode("ascii", errors="replace")
+
+
+def _read(path: Path, limit: int | None = None) -> bytes:
+    """Up to `limit` bytes of `path` (all without one); bad paths are the user's fault."""
+    try:
+        with path.open("rb") as f:
+            if limit is None and path.stat().st_size > MAX_IMAGE_BYTES:
+                raise UsageError(f"{path} is too large to be a kernel image", "check the path")
+            return f.read() if limit is None else f.read(limit)
+    except FileNotFoundError as exc:
+        raise UsageError(f"kernel image {path} does not exist", "check the path") from exc
+    except IsADirectoryError as exc:
+        raise UsageError(f"{path} is a directory, not a kernel image", "name the file") from exc
+    except PermissionError as exc:
+        raise UsageError(f"cannot read {path}", "check its permissions") from exc

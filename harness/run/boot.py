@@ -1,0 +1,124 @@
+"""Bringing a cell's guest up: artefacts, then QEMU, then SSH.
+
+Artefacts come from the cache (kernel, base and modules layers); the per-boot
+layer (keys, scripts) and the scratch disks are made fresh for every boot in
+a temporary directory that is removed afterwards, private keys with it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.errors import KharnessError, UsageError
+from harness.initramfs import keys
+from harness.initramfs.base import BaseSpec, build_base
+from harness.initramfs.modules import build_modules_layer
+from harness.initramfs.runlayer import assemble, build_run_layer
+from harness.kernel.resolve import resolve
+from harness.machine import accel as accel_mod
+from harness.machine.arches import preset
+from harness.machine.guest import Access, QemuGuest
+from harness.machine.qemu import Disk, MachineSpec
+from harness.model import Cell, Kernel
+from harness.run.cell import Booted
+from harness.workloads import BUILTIN_DIR, Workload
+from harness.workloads import load as load_workload
+
+# Guest scripts every boot carries: collectors and the workload launcher.
+CORE_SCRIPTS = ("kharness-run.sh", "kharness-snapshot.sh", "kharness-trace.sh")
+# Modules every guest loads (builtin ones are skipped): the PCI transport
+# (a module on 6.1), the SSH NIC, and virtio-rng, without which dropbear
+# waits seconds for the kernel's random pool under TCG.
+BASE_MODULES = ("virtio_pci", "virtio_net", "virtio_rng")
+# The modules each device kind needs in the guest.
+DEVICE_MODULES: dict[str, tuple[str, ...]] = {
+    "virtio-net": ("virtio_net",),
+    "virtio-blk": ("virtio_blk",),
+    "nvme": ("nvme",),
+    "usb-storage": ("xhci_pci", "usb_storage", "sd_mod"),
+}
+
+
+def cell_workloads(cell: Cell, dirs: tuple[Path, ...] = ()) -> list[Workload]:
+    return [load_workload(w.name, dirs) for w in cell.workloads]
+
+
+def disks_for(workloads: list[Workload]) -> tuple[Disk, ...]:
+    disks: dict[str, Disk] = {}
+    for wl in workloads:
+        for d in wl.devices:
+            if d.kind == "virtio-net":
+                continue
+            disks.setdefault(d.id, Disk(d.id, d.kind, d.size_mib))
+    return tuple(disks.values())
+
+
+def modules_for(workloads: list[Workload]) -> list[str]:
+    wanted = list(BASE_MODULES)
+    for wl in workloads:
+        for d in wl.devices:
+            wanted += DEVICE_MODULES[d.kind]
+        wanted += wl.modules
+    return list(dict.fromkeys(wanted))
+
+
+def kernel_facts(kernel: Kernel) -> dict[str, object]:
+    return {"name": kernel.name, "arch": kernel.arch, "release": kernel.release,
+            "compression": kernel.compression, "image_sha256": kernel.image_sha256,
+            "origin": dict(kernel.origin)}
+
+
+def initrd_for(kernel: Kernel, workloads: list[Workload], tmp: Path,
+               client: keys.ClientKey, host: keys.HostKey) -> tuple[Path, dict[str, object]]:
+    """Base + modules + run layers, concatenated into one initrd in `tmp`."""
+    base = build_base(BaseSpec(arch=kernel.arch))
+    layers = [base.path]
+    facts: dict[str, object] = {"base": str(base.entry.name)}
+    wanted = modules_for(workloads)
+    if kernel.modules_dir is not None:
+        mods = build_modules_layer(kernel.modules_dir, wanted)
+        layers.append(mods.path)
+        facts["modules"] = [m.name for m in mods.plan.order]
+    elif kernel.config is None:
+        raise UsageError(f"kernel {kernel.name} has no modules and no config",
+                         "give modules: (or config: if the drivers are built in)")
+    scripts = [BUILTIN_DIR / s for s in CORE_SCRIPTS] + [wl.script for wl in workloads]
+    layers.append(build_run_layer(tmp / "run.cpio", [client.public_line], host.path, scripts))
+    return assemble(layers, tmp / "initrd.cpio"), facts
+
+
+@contextmanager
+def boot_cell(cell: Cell, rep_path: Path, accel: str = "auto",
+              workload_dirs: tuple[Path, ...] = ()) -> Iterator[Booted]:
+    """Boot `cell` and yield the ready guest; always stops QEMU afterwards."""
+    kernel = resolve(cell.kernel)
+    workloads = cell_workloads(cell, workload_dirs)
+    tmp = Path(tempfile.mkdtemp(prefix="kharness-boot-"))
+    try:
+        client = keys.generate_client_key(tmp / "keys")
+        host = keys.generate_guest_host_key(tmp / "keys")
+        initrd, facts = initrd_for(kernel, workloads, tmp, client, host)
+        choice = accel_mod.choose(preset(kernel.arch), kernel.image, accel)
+        spec = MachineSpec(
+            arch=kernel.arch, kernel=kernel.image, initrd=initrd,
+            cmdline=tuple(cell.kernel_cmdline()), memory_mib=cell.memory_mib, cpus=cell.cpus,
+            accel=choice.name, disks=disks_for(workloads), iommu_platform=cell.iommu_platform,
+        )
+        with QemuGuest(spec, Access(host.public_line, client.private_path), rep_path / "console.log") as guest:
+            try:
+                guest.boot(cell.timeouts.boot)
+            except KharnessError as exc:
+                exc.details = {"qemu": guest.describe()}  # cell.json keeps the argv of a failed boot
+                raise
+            info = kernel_facts(kernel) | {"initramfs": facts, "host_key": host.public_line,
+                                           "accelerator_reason": choice.reason}
+            try:
+                yield Booted(guest, info, guest.boot_seconds)
+            finally:
+                guest.poweroff()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
