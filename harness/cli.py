@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rootfs": ("harness.initramfs.cli", "build the guest userland (initramfs layers)"),
     "slab": ("harness.collect.cli", "slab what-if from a saved /proc/slabinfo"),
     "compare": ("harness.compare.cli", "compare result directories"),
+    "merge": ("harness.run.merge", "merge result directories (e.g. shards) into one"),
+    "ci-matrix": ("harness.run.cimatrix", "print a config's shard matrix for a CI system"),
+    "check": ("harness.bisect.check", "judge one kernel in one cell, for git bisect run"),
+    "bisect": ("harness.bisect.cli", "find the settings that turn a good cell into a bad one"),
 }
 
 
