@@ -50,9 +50,10 @@ def choose(preset: ArchPreset, kernel_image: Path, wanted: str = "auto") -> Acce
     if verdict is None:
         verdict = probe(preset, kernel_image)
         _store_verdict(preset, verdict)
+        if not verdict:  # said once per host boot; cell.json keeps the reason every time
+            log.warning("/dev/kvm exists but a guest hangs under KVM; using TCG (slower)")
     if verdict:
         return AccelChoice("kvm", "probe booted a kernel under KVM")
-    log.warning("KVM is present but a guest hangs under it; falling back to TCG")
     return AccelChoice("tcg", "/dev/kvm exists but a probe boot under KVM failed")
 
 

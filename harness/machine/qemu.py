@@ -41,6 +41,28 @@ class Disk:
     size_mib: int = 256
 
 
+# The traffic NIC's own user-mode network. `restrict=on`: the guest reaches
+# nothing through it but the peers QEMU spawns per connection to PEER_ADDR
+# (guestfwd cmd:, see harness/machine/traffic.py), so nothing listens on the host.
+TRAFFIC_NET = "10.0.3.0/24"
+TRAFFIC_GUEST = "10.0.3.15/24"
+TRAFFIC_PEER = "10.0.3.100"
+TRAFFIC_MAC = "52:54:00:6b:68:01"
+
+
+@dataclass(frozen=True)
+class Nic:
+    """A virtio-net NIC for traffic workloads; the guest finds it by TRAFFIC_MAC."""
+
+    id: str
+    peers: tuple[tuple[str, int, str], ...] = ()  # (role, port on TRAFFIC_PEER, guestfwd cmd: text)
+
+    def guest_env(self) -> str:
+        """What the guest script needs, as `KH_NET_<ID>`: key=value words."""
+        ports = " ".join(f"{role}={port}" for role, port, _ in self.peers)
+        return f"mac={TRAFFIC_MAC} addr={TRAFFIC_GUEST} peer={TRAFFIC_PEER} {ports}".strip()
+
+
 @dataclass(frozen=True)
 class MachineSpec:
     arch: str
@@ -53,6 +75,7 @@ class MachineSpec:
     disks: tuple[Disk, ...] = ()
     iommu_platform: bool = False  # virtio devices (not the SSH NIC) use the DMA API
     dtb: Path | None = None  # arm64: a device tree to boot instead of QEMU's own
+    nics: tuple[Nic, ...] = ()  # traffic NICs besides the SSH one (at most one today)
     extra_args: tuple[str, ...] = field(default=())
 
 
@@ -90,6 +113,39 @@ def device_args(disks: tuple[Disk, ...], scratch_dir: Path, iommu_platform: bool
     return args
 
 
+def nic_args(nics: tuple[Nic, ...], iommu_platform: bool, peers: bool = True) -> list[str]:
+    """-netdev/-device pairs of the traffic NICs (peers=False: the NICs without their peers)."""
+    virtio_dma = ",disable-legacy=on,iommu_platform=on" if iommu_platform else ""
+    if len(nics) > 1:
+        raise InfraError(f"{len(nics)} traffic NICs; one is supported (they would share {TRAFFIC_NET})")
+    args: list[str] = []
+    for nic in nics:
+        fwd = "".join(f",guestfwd=tcp:{TRAFFIC_PEER}:{port}-cmd:{cmd}" for _, port, cmd in nic.peers)
+        args += ["-netdev", f"user,id=nic-{nic.id},net={TRAFFIC_NET},ipv6=off,restrict=on"
+                 + (fwd if peers else "")]
+        args += ["-device", f"virtio-net-pci,netdev=nic-{nic.id},mac={TRAFFIC_MAC},romfile={virtio_dma}"]
+    return args
+
+
+def dumpdtb_argv(spec: MachineSpec, arch: ArchPreset, out: Path, scratch_dir: Path) -> list[str]:
+    """QEMU arguments that write `spec`'s device tree to `out` and exit (arm64 virt).
+
+    The board, CPU, RAM and devices are the boot's own, so the tree is the one
+    the boot would get; kernel, console and the SSH forward do not shape it and
+    are left out (QEMU fills /chosen at boot, for a -dtb too).
+    """
+    cpu = arch.cpu_kvm if spec.accel == "kvm" else arch.cpu_tcg
+    return [
+        arch.qemu, "-accel", spec.accel, "-M", f"{arch.machine},dumpdtb={out}", "-cpu", cpu,
+        "-m", str(spec.memory_mib), "-smp", str(spec.cpus), "-nodefaults", "-display", "none",
+        "-netdev", "user,id=net0,restrict=on", "-device", "virtio-net-pci,netdev=net0,romfile=",
+        "-device", "virtio-rng-pci",
+        *device_args(spec.disks, scratch_dir, spec.iommu_platform),
+        *nic_args(spec.nics, spec.iommu_platform, peers=False),
+        *arch.extra_args, *spec.extra_args,
+    ]
+
+
 def build_argv(spec: MachineSpec, arch: ArchPreset, console: Path, qmp: Path, ssh_port: int,
                scratch_dir: Path) -> list[str]:
     """The whole QEMU command line for `spec` (recorded verbatim in cell.json)."""
@@ -112,6 +168,7 @@ def build_argv(spec: MachineSpec, arch: ArchPreset, console: Path, qmp: Path, ss
     if spec.dtb is not None:
         argv += ["-dtb", str(spec.dtb)]
     argv += device_args(spec.disks, scratch_dir, spec.iommu_platform)
+    argv += nic_args(spec.nics, spec.iommu_platform)
     argv += [*arch.extra_args, *spec.extra_args]
     return argv
 

@@ -47,6 +47,14 @@ BootFn = Callable[[Cell, Path], AbstractContextManager[Booted]]
 Progress = Callable[[str], None]
 
 
+class RepInterrupted(Exception):
+    """The run is stopping (Ctrl-C, SIGTERM) and this repetition was cut off.
+
+    Nothing is recorded for it (no cell.json), so `kharness run --resume`
+    runs it again; the runner notes the interruption in run.json and JUnit.
+    """
+
+
 @dataclass
 class _Rep:
     """Mutable state of a repetition while it runs."""
@@ -64,7 +72,10 @@ class _Rep:
 
 
 def run_repetition(cell: Cell, rep: int, run_dir: Path, workloads: dict[str, Workload],
-                   boot: BootFn, progress: Progress = lambda s: None) -> RepRecord:
+                   boot: BootFn, progress: Progress = lambda s: None,
+                   stopping: Callable[[], bool] = lambda: False) -> RepRecord:
+    if stopping():
+        raise RepInterrupted(f"{cell.slug}#{rep}")
     path = results.rep_dir(run_dir, cell.id, rep)
     (path / "raw").mkdir(parents=True, exist_ok=True)
     state = _Rep(cell, rep, path)
@@ -77,6 +88,8 @@ def run_repetition(cell: Cell, rep: int, run_dir: Path, workloads: dict[str, Wor
     except Exception as exc:  # a harness bug must not end the run: record it, go on
         log.exception("internal error in %s#%d", cell.slug, rep)
         state.tests.append(TestResult("harness", "error", f"internal error: {exc!r}"))
+    if stopping():  # its guest was stopped under it: what it saw says nothing about the kernel
+        raise RepInterrupted(f"{cell.slug}#{rep}")
     _scan_console(state)
     _judge(state)
     state.timings["total"] = round(time.monotonic() - started, 3)
@@ -152,6 +165,11 @@ def _run_workload(guest: Guest, state: _Rep, wl: Workload, params: dict[str, obj
                         timeout=timeout, env=env)
     except GuestError as exc:
         state.tests.append(TestResult(name, "error", str(exc)))
+        return None
+    if not guest.alive() or (res.exit_status == -1 and not res.timed_out):
+        # The channel closed without an exit status: QEMU or the SSH server went away.
+        state.tests.append(TestResult(name, "error", "the guest went away during the workload",
+                                      res.text[-4000:], round(res.seconds, 3)))
         return None
     state.timings[f"workload.{wl.name}"] = round(res.seconds, 3)
     state.ran.append(wl.name)

@@ -1,0 +1,72 @@
+"""A fake guest for unit tests of the runner's logic: no QEMU, no SSH.
+
+It answers each command from a table of canned responses (the protocol
+boundary, as QEMU's python tests fake QMP), so tests can play a guest that
+works, fails, hangs, floods or lies, and check what the runner records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import GuestError
+from harness.machine.ssh import CommandResult
+from harness.model import Cell
+
+Responder = Callable[[str, dict[str, str]], CommandResult | None]
+
+
+def ok(command: str, stdout: bytes = b"", status: int = 0, stderr: bytes = b"",
+       timed_out: bool = False) -> CommandResult:
+    return CommandResult(command, status, stdout, stderr, 0.01, timed_out=timed_out)
+
+
+@dataclass
+class FakeGuest:
+    """Answers commands with the first responder that returns a result."""
+
+    console_log: Path
+    responders: list[Responder] = field(default_factory=list)
+    console_text: str = "[    0.000000] Linux version 6.12.0-fake\nKHARNESS-READY release=6.12.0-fake\n"
+    commands: list[str] = field(default_factory=list)
+    is_alive: bool = True
+
+    def run(self, command: str, timeout: float, stdin: bytes = b"",
+            env: dict[str, str] | None = None) -> CommandResult:
+        self.commands.append(command)
+        if not self.is_alive:
+            raise GuestError("the SSH connection to the guest is gone (fake)")
+        for responder in self.responders:
+            result = responder(command, env or {})
+            if result is not None:
+                return result
+        return ok(command)
+
+    def alive(self) -> bool:
+        return self.is_alive
+
+    def describe(self) -> dict[str, object]:
+        return {"argv": ["fake-qemu"], "accelerator": "fake"}
+
+    def close(self) -> None:
+        self.is_alive = False
+
+
+def fake_boot(make_guest: Callable[[Path], FakeGuest]) -> Callable[[Cell, Path], object]:
+    """A boot function for run_repetition/run that hands out fake guests."""
+    from harness.run.cell import Booted
+
+    @contextmanager
+    def boot(cell: Cell, rep_path: Path) -> Iterator[Booted]:
+        guest = make_guest(rep_path / "console.log")
+        guest.console_log.parent.mkdir(parents=True, exist_ok=True)
+        guest.console_log.write_text(guest.console_text)
+        try:
+            yield Booted(guest, {"name": cell.kernel.name, "release": "6.12.0-fake"}, 0.5)
+        finally:
+            guest.close()
+
+    return boot

@@ -1,0 +1,141 @@
+"""The runner's decisions, with a fake guest (no QEMU): statuses, testcases,
+metrics, expectations, JUnit and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import xmlschema
+from junitparser import JUnitXml
+
+from harness.config.load import load
+from harness.errors import GuestError, InfraError
+from harness.machine.fake import fake_boot
+from harness.results import load_run
+from harness.run.runner import RunOptions, run
+from tests.runfakes import guest_factory, workload
+
+SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "junit-10.xsd"
+
+CONFIG = """
+name: fake
+defaults:
+  workloads: [idle, dd-direct]
+matrix:
+  kernel: [trixie-arm64, trixie-x86_64]
+expectations:
+  - {name: minalign-8, metric: slab.minalign, op: "==", value: 8, workload: idle}
+"""
+
+DD_OK = b"metric dd.write.seconds 0.5\nmetric dd.read.seconds 0.25\nmetric dd.requests 4000\n"
+
+
+def _run(tmp_path: Path, make, config: str = CONFIG):  # type: ignore[no-untyped-def]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(config)
+    return run(load(cfg), RunOptions(output=tmp_path / "out"), fake_boot(make))  # type: ignore[arg-type]
+
+
+def _tests(record) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {t.name: t.status for t in record.tests}
+
+
+def test_fake_guest_passing_run_records_everything(tmp_path: Path) -> None:
+    outcome = _run(tmp_path, guest_factory(workload("dd-direct", DD_OK)))
+    assert outcome.exit_code == 0
+    assert [r.status for r in outcome.records] == ["pass", "pass"]
+    tests = _tests(outcome.records[0])
+    assert tests["boot"] == "pass"
+    assert tests["workload:idle"] == "pass" and tests["workload:dd-direct"] == "pass"
+    assert tests["expect:minalign-8[idle]"] == "pass"
+    assert tests["console:clean"] == "pass"
+    loaded = load_run(outcome.path)
+    metrics = {m.key: m for m in loaded.reps[0].metrics}
+    assert metrics["boot:slab.minalign"].value == 8  # from the real trixie arm64 capture
+    assert metrics["dd-direct:dd.requests"].value == 4000
+    assert metrics["dd-direct:dd.read.seconds"].better == "lower"  # from the declaration
+    rep_dir = loaded.reps[0].path
+    assert (rep_dir / "raw" / "boot" / "slabinfo").is_file()
+    assert (rep_dir / "raw" / "workload-dd-direct.txt").read_bytes() == DD_OK
+
+
+def test_fake_guest_junit_validates_and_maps_statuses(tmp_path: Path) -> None:
+    outcome = _run(tmp_path, guest_factory(workload("dd-direct", b"", status=3)))
+    assert outcome.exit_code == 1
+    junit = outcome.path / "junit.xml"
+    xmlschema.XMLSchema(str(SCHEMA)).validate(str(junit))
+    xml = JUnitXml.fromfile(str(junit))
+    suites = list(xml)
+    assert len(suites) == 2
+    failures = [c.name for s in suites for c in s if c.result and c.result[0]._tag == "failure"]
+    assert failures.count("workload:dd-direct") == 2
+
+
+def test_fake_guest_workload_timeout_is_a_failure(tmp_path: Path) -> None:
+    outcome = _run(tmp_path, guest_factory(workload("dd-direct", b"partial", timed_out=True)))
+    rec = outcome.records[0]
+    assert rec.status == "fail"
+    assert "timed out" in next(t.message for t in rec.tests if t.name == "workload:dd-direct")
+
+
+def test_fake_guest_lost_ssh_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    boom = GuestError("the SSH connection to the guest is gone")
+    outcome = _run(tmp_path, guest_factory(workload("dd-direct", error=boom)))
+    assert outcome.records[0].status == "error"
+    assert outcome.exit_code == 3
+
+
+def test_fake_guest_panic_on_console_makes_lost_ssh_a_kernel_failure(tmp_path: Path) -> None:
+    panic = (Path(__file__).parent / "data" / "collect" / "console-panic.log").read_text(errors="replace")
+    boom = GuestError("the SSH connection to the guest is gone")
+    outcome = _run(tmp_path, guest_factory(workload("dd-direct", error=boom), console=panic))
+    rec = outcome.records[0]
+    assert rec.status == "fail"
+    console = [t for t in rec.tests if t.name.startswith("console:") and t.status == "fail"]
+    assert console
+    assert "Kernel panic" in console[0].output or "Oops" in console[0].output
+
+
+def test_fake_guest_hostile_metric_lines_are_refused(tmp_path: Path) -> None:
+    out = b"metric ../../etc/passwd 1\nmetric dd.requests NaNx\nmetric dd.requests 10\n"
+    outcome = _run(tmp_path, guest_factory(workload("dd-direct", out)))
+    rec = outcome.records[0]
+    assert _tests(rec)["workload:dd-direct"] == "fail"
+    names = {m.name for m in load_run(outcome.path).reps[0].metrics}
+    assert "dd.requests" in names and not any("passwd" in n for n in names)
+
+
+def test_fake_guest_unmeasured_expectation_fails(tmp_path: Path) -> None:
+    config = CONFIG.replace("metric: slab.minalign", "metric: fio.nothing.iops")
+    outcome = _run(tmp_path, guest_factory(workload("dd-direct", DD_OK)), config)
+    rec = outcome.records[0]
+    assert rec.status == "fail"
+    assert "not measured" in next(t.message for t in rec.tests if t.name.startswith("expect:"))
+
+
+def test_fake_boot_infra_failure_is_recorded_and_the_next_cell_runs(tmp_path: Path) -> None:
+    calls = []
+
+    def make(console_log: Path):  # type: ignore[no-untyped-def]
+        calls.append(console_log)
+        if len(calls) == 1:
+            raise InfraError("qemu-system-aarch64 not found", "install qemu-system-arm")
+        return guest_factory(workload("dd-direct", DD_OK))(console_log)
+
+    outcome = _run(tmp_path, make)
+    assert [r.status for r in outcome.records] == ["error", "pass"]
+    first = json.loads((load_run(outcome.path).reps[0].path / "cell.json").read_text())
+    assert first["tests"][0]["name"] == "boot" and "qemu-system-aarch64" in first["tests"][0]["message"]
+    assert outcome.exit_code == 3
+
+
+def test_fake_run_refuses_a_non_empty_output_dir(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("finished work")
+    from harness.errors import UsageError
+
+    with pytest.raises(UsageError, match="not empty"):
+        _run(tmp_path, guest_factory())
+    assert (tmp_path / "out" / "keep.txt").read_text() == "finished work"
