@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "started"
+sleep 100000
