@@ -1,0 +1,126 @@
+"""How long `kharness compare` takes on two big result directories.
+
+    .venv/bin/python bench/compare_bench.py [--cells 1000] [--reps 3] [--metrics 200]
+
+Generates two directories (through harness.results' writers, with planted
+changes) in a temporary directory, or reuses them from --dir, then times
+loading and comparing separately, several times; the best and the median are
+printed with their ratio to the 2 s target. Rendering is timed for the record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from harness.compare import cli, jsondoc, synth, text
+from harness.compare.diff import Comparison, compare_runs
+from harness.compare.load import RunSamples, Selection, load_samples
+from harness.compare.rules import Rules
+
+TARGET_S = 2.0
+T = TypeVar("T")
+
+
+def generate(root: Path, cells: int, reps: int, metrics: int) -> tuple[Path, Path]:
+    """The two directories under `root`, generated unless already there with these sizes."""
+    stamp = root / "bench.json"
+    params = {"cells": cells, "reps": reps, "metrics": metrics}
+    base, new = root / "base", root / "new"
+    if stamp.exists() and json.loads(stamp.read_text()) == params:
+        return base, new
+    for d in (base, new):
+        shutil.rmtree(d, ignore_errors=True)
+    t = time.perf_counter()
+    recipe = synth.bench_cells(cells, metrics, reps=reps)
+    synth.write_run(base, recipe)
+    changed = synth.planted(recipe, "fio.*.iops", factor=0.9)  # a throughput regression
+    changed = synth.planted(changed, "slab.kmalloc-64.bytes", factor=0.7)  # a saving
+    synth.write_run(new, changed, seed=1)
+    stamp.write_text(json.dumps(params))
+    print(f"generated {cells} cells x {reps} reps x {metrics} metrics, twice, "
+          f"in {time.perf_counter() - t:.1f} s")
+    return base, new
+
+
+@dataclass
+class Timings:
+    load: list[float] = field(default_factory=list)
+    compare: list[float] = field(default_factory=list)
+    together: list[float] = field(default_factory=list)
+    together_cpu: list[float] = field(default_factory=list)  # this process's CPU time
+
+
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
+    t = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - t, value
+
+
+def measure(base: Path, new: Path, repeat: int) -> tuple[Timings, Comparison]:
+    """Time loading and comparing apart, then together as `kharness compare` runs them."""
+    t = Timings()
+    cmp = None
+    for _ in range(repeat):
+        with cli.gc_paused():  # as compare_dirs does
+            load_s, runs = timed(partial(_load, [base, new]))
+            compare_s, cmp = timed(partial(compare_runs, runs[0], runs[1], Rules()))
+        del runs
+        cpu = time.process_time()
+        together_s, _ = timed(partial(cli.compare_dirs, base, [new], Selection(), Rules()))
+        t.together_cpu.append(time.process_time() - cpu)
+        t.load.append(load_s)
+        t.compare.append(compare_s)
+        t.together.append(together_s)
+    assert cmp is not None
+    return t, cmp
+
+
+def _load(dirs: list[Path]) -> list[RunSamples]:
+    return [load_samples(d, Selection()) for d in dirs]
+
+
+def report(t: Timings, cmp: Comparison) -> None:
+    for name, xs in (("load", t.load), ("compare", t.compare), ("together", t.together),
+                     ("(cpu)", t.together_cpu)):
+        print(f"{name:9} best {min(xs):.2f} s  median {statistics.median(xs):.2f} s")
+    best, median = min(t.together), statistics.median(t.together)
+    print(f"target    {TARGET_S:.1f} s: best {best / TARGET_S:.0%} of it, median "
+          f"{median / TARGET_S:.0%} ({'within' if median < TARGET_S else 'OVER'})")
+    with cli.gc_paused():  # as main does
+        text_s, _ = timed(lambda: text.render([cmp]))
+        json_s, _ = timed(lambda: jsondoc.render([cmp]))
+    print(f"render    text {text_s:.2f} s, json {json_s:.2f} s (not in the target)")
+    counts = cmp.metric_counts()
+    print("verdicts  " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cells", type=int, default=1000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--metrics", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs (best and median shown)")
+    parser.add_argument("--dir", type=Path, help="keep the generated directories here for reuse")
+    args = parser.parse_args()
+    if args.dir:
+        base, new = generate(args.dir, args.cells, args.reps, args.metrics)
+        report(*measure(base, new, args.repeat))
+        return
+    # Generating writes and fsyncs 12000 files: TMPDIR=/dev/shm makes it quicker.
+    with tempfile.TemporaryDirectory(prefix="compare-bench.") as tmp:
+        base, new = generate(Path(tmp), args.cells, args.reps, args.metrics)
+        report(*measure(base, new, args.repeat))
+
+
+if __name__ == "__main__":
+    main()

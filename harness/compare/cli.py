@@ -1,0 +1,163 @@
+"""`kharness compare BASE NEW [NEW2 ...]`: what changed, with noise taken into account.
+
+Exit status: 0 nothing regressed, 1 a metric or a cell status regressed (a
+CI gate), 2 bad input (not a result directory, another result format, a
+truncated file: the message names it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from harness import atomic
+from harness.compare import htmlpage, jsondoc, junitreport, markdown, text
+from harness.compare.diff import Comparison, compare_runs
+from harness.compare.load import Selection, check_selection, load_samples
+from harness.compare.rules import Rules, load_rules
+from harness.compare.table import no_match_hint
+from harness.errors import EXIT_FAILURES, EXIT_OK, UsageError
+
+FORMATS = ("text", "markdown", "json", "html", "junit")
+DEFAULT_LIMIT = {"text": 50, "markdown": 50, "html": 500}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
+                        help="result directories: the baseline first, then the ones to compare")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="compare every DIR against this one (default: the first DIR)")
+    parser.add_argument("--where", action="append", default=[], type=_where, metavar="AXIS=GLOB",
+                        help="only cells whose axis matches, e.g. kernel=trixie-arm64 "
+                             "(repeat: different axes must all match, the same axis any)")
+    parser.add_argument("--metric", action="append", default=[], metavar="GLOB",
+                        help="only metrics whose name matches, e.g. 'swiotlb.*' "
+                             "or 'fio-randrw:fio.*.iops' (repeatable)")
+    parser.add_argument("--ignore-axis", action="append", default=[], metavar="AXIS",
+                        help="leave an axis out of cell identity, e.g. kernel, to compare a run "
+                             "of one kernel with a run of another")
+    parser.add_argument("--rules", type=Path, metavar="YAML",
+                        help="noise floors, directions and thresholds per metric pattern")
+    parser.add_argument("--alpha", type=float, help="significance level (default 0.05)")
+    parser.add_argument("--min-samples", type=int, metavar="N",
+                        help="repetitions needed a side before judging (default 3, at least 2)")
+    parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="write the report here (atomically) instead of stdout")
+    parser.add_argument("--all", action="store_true", dest="show_all",
+                        help="list unchanged metrics too (json and junit always list all)")
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="rows per table (0: no limit; default 50, html 500)")
+    parser.add_argument("--plot-cells", type=int, default=12, metavar="N",
+                        help="html: plot at most N cells, most changed first (default 12)")
+
+
+def main(args: argparse.Namespace) -> int:
+    _check_numbers(args)
+    base_dir, new_dirs = baseline_and_new(args.dirs, args.baseline)
+    selection = Selection(where=_group(args.where), metrics=tuple(args.metric),
+                          ignore_axes=tuple(args.ignore_axis))
+    comparisons = compare_dirs(base_dir, new_dirs, selection, _rules(args))
+    with gc_paused():
+        report = render(comparisons, args)
+    if args.output:
+        atomic.write_text(args.output, report)
+    else:
+        sys.stdout.write(report)
+    if args.format in ("json", "junit") or args.output:
+        for hint in filter(None, map(no_match_hint, comparisons)):
+            print(f"kharness: note: {hint}", file=sys.stderr)
+    return EXIT_FAILURES if any(c.regressions for c in comparisons) else EXIT_OK
+
+
+def compare_dirs(base_dir: Path, new_dirs: list[Path], selection: Selection,
+                 rules: Rules) -> list[Comparison]:
+    """Load the directories and compare each new one with the baseline."""
+    with gc_paused():
+        runs = [load_samples(d, selection) for d in (base_dir, *new_dirs)]
+        check_selection(runs, selection)
+        return [compare_runs(runs[0], r, rules) for r in runs[1:]]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Loading and comparing allocate millions of objects and free none: the cyclic
+    garbage collector would rescan them over and over (a third of the time) for
+    nothing. Paused only here, never left off."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def baseline_and_new(dirs: list[Path], baseline: Path | None) -> tuple[Path, list[Path]]:
+    """The baseline (--baseline, else the first DIR) and the others, in order."""
+    if baseline is None:
+        base, rest = dirs[0], dirs[1:]
+    else:
+        base = baseline
+        rest = [d for d in dirs if d.resolve() != baseline.resolve()]
+    if not rest:
+        raise UsageError("compare needs two result directories or more",
+                         "kharness compare BASE NEW [NEW2 ...]")
+    return base, rest
+
+
+def render(comparisons: list[Comparison], args: argparse.Namespace) -> str:
+    limit = args.limit if args.limit is not None else DEFAULT_LIMIT.get(args.format, 0)
+    if args.format == "markdown":
+        return markdown.render(comparisons, show_all=args.show_all, limit=limit)
+    if args.format == "json":
+        return jsondoc.render(comparisons)
+    if args.format == "html":
+        return htmlpage.render(comparisons, show_all=args.show_all, limit=limit,
+                               plot_cells=args.plot_cells)
+    if args.format == "junit":
+        return junitreport.render(comparisons)
+    tty = args.output is None and sys.stdout.isatty()
+    # Not a terminal (a file, a CI log): wide enough that rows need not wrap.
+    width = shutil.get_terminal_size().columns if tty else 240
+    return text.render(comparisons, show_all=args.show_all, limit=limit, color=tty, width=width)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    if args.alpha is not None and not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha {args.alpha}: must be between 0 and 1", "e.g. --alpha 0.05")
+    if args.min_samples is not None and args.min_samples < 2:
+        raise UsageError(f"--min-samples {args.min_samples}: must be 2 or more",
+                         "Welch's t-test needs 2 samples a side")
+    if args.limit is not None and args.limit < 0:
+        raise UsageError(f"--limit {args.limit}: must be 0 (no limit) or more")
+    if args.plot_cells < 1:
+        raise UsageError(f"--plot-cells {args.plot_cells}: must be 1 or more")
+
+
+def _rules(args: argparse.Namespace) -> Rules:
+    """--rules YAML, with --alpha and --min-samples over what it says."""
+    rules = load_rules(args.rules) if args.rules else Rules()
+    alpha = rules.alpha if args.alpha is None else args.alpha
+    min_samples = rules.min_samples if args.min_samples is None else args.min_samples
+    return replace(rules, alpha=alpha, min_samples=min_samples)
+
+
+def _where(text: str) -> tuple[str, str]:
+    axis, sep, glob = text.partition("=")
+    if not sep or not axis.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected AXIS=GLOB, e.g. kernel=trixie-arm64")
+    return axis.strip(), glob.strip()
+
+
+def _group(pairs: list[tuple[str, str]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    grouped: dict[str, list[str]] = {}
+    for axis, glob in pairs:
+        grouped.setdefault(axis, []).append(glob)
+    return tuple((axis, tuple(globs)) for axis, globs in grouped.items())

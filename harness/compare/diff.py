@@ -1,0 +1,175 @@
+"""Compare two loaded runs: match cells by identity, judge every metric and status.
+
+Pure computation on values from `load`; the writers only format its result.
+A cell or metric on one side only is "new" or "gone", never a zero.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, cast
+
+from harness.compare.judge import Judgement, judge, status_verdict
+from harness.compare.load import CellSamples, Identity, MetricInfo, RunSamples
+from harness.compare.rules import MetricRule, Rules
+from harness.compare.stats import Summary, summarize
+from harness.model import Better
+
+Presence = Literal["both", "new", "gone"]
+
+
+class MetricDiff(NamedTuple):
+    key: str  # workload:name
+    base: list[float] | None  # None: not reported on that side
+    new: list[float] | None
+    judgement: Judgement
+    info: MetricInfo  # unit, kind, better after --rules overrides
+    suspect: bool  # includes figures of failed repetitions
+
+    @property
+    def workload(self) -> str:
+        return self.key.partition(":")[0]
+
+    @property
+    def name(self) -> str:
+        return self.key.partition(":")[2]
+
+    def summary(self, side: Literal["base", "new"]) -> Summary | None:
+        values = self.base if side == "base" else self.new
+        return summarize(values) if values else None
+
+    def percent(self) -> float | None:
+        """%change of the mean, None when a side is missing or the baseline is 0."""
+        if not self.base or not self.new:
+            return None
+        base = sum(self.base) / len(self.base)
+        if base == 0:
+            return None
+        return (sum(self.new) / len(self.new) - base) / abs(base) * 100.0
+
+
+@dataclass(frozen=True)
+class CellDiff:
+    identity: Identity
+    base: CellSamples | None
+    new: CellSamples | None
+    status: Judgement  # of the cell's status; "new"/"gone" for one-sided cells
+    metrics: tuple[MetricDiff, ...]
+
+    @property
+    def presence(self) -> Presence:
+        return "both" if self.base and self.new else ("gone" if self.base else "new")
+
+    @property
+    def cell(self) -> CellSamples:
+        """The new side where there is one (its slug and axes are the current ones)."""
+        return cast(CellSamples, self.new or self.base)
+
+    @property
+    def slug(self) -> str:
+        return self.cell.slug
+
+    @property
+    def axes(self) -> dict[str, Any]:
+        return self.cell.axes
+
+
+@dataclass(frozen=True)
+class Comparison:
+    base: RunSamples
+    new: RunSamples
+    cells: tuple[CellDiff, ...]
+    rules: Rules
+
+    def metric_counts(self) -> Counter[str]:
+        return Counter(m.judgement.verdict for c in self.cells for m in c.metrics)
+
+    def presence_counts(self) -> Counter[str]:
+        return Counter(c.presence for c in self.cells)
+
+    @property
+    def regressions(self) -> int:
+        return sum(1 for _ in self.regressed())
+
+    def regressed(self) -> Iterator[tuple[CellDiff, MetricDiff | None]]:
+        """Every regression: (cell, None) for a status, (cell, metric) for a metric."""
+        for c in self.cells:
+            if c.status.verdict == "regressed":
+                yield c, None
+            for m in c.metrics:
+                if m.judgement.verdict == "regressed":
+                    yield c, m
+
+
+def compare_runs(base: RunSamples, new: RunSamples, rules: Rules) -> Comparison:
+    resolve = _Resolver(rules, base.info, new.info)
+    cells: list[CellDiff] = []
+    for ident, b in base.cells.items():
+        n = new.cells.get(ident)
+        if n is None:
+            cells.append(CellDiff(ident, b, None, Judgement("gone", "only in the baseline"), ()))
+        else:
+            cells.append(_matched(ident, b, n, resolve))
+    for ident, n in new.cells.items():
+        if ident not in base.cells:
+            cells.append(CellDiff(ident, None, n, Judgement("new", "not in the baseline"), ()))
+    return Comparison(base, new, tuple(cells), rules)
+
+
+class _Resolver:
+    """Per metric key, once: its rule and its unit/kind/direction after overrides."""
+
+    def __init__(self, rules: Rules, *infos: dict[str, MetricInfo]) -> None:
+        self.rules = rules
+        self.infos = infos
+        self.cache: dict[str, tuple[MetricRule, MetricInfo, Better]] = {}
+
+    def __call__(self, key: str) -> tuple[MetricRule, MetricInfo, Better]:
+        hit = self.cache.get(key)
+        if hit is None:
+            rule = self.rules.rule_for(key)
+            # The newer side's catalogue wins when the two disagree.
+            written = next((i[key] for i in reversed(self.infos) if key in i),
+                           MetricInfo("", "gauge", "neutral"))
+            better = rule.better or cast(Better, written.better)
+            info = MetricInfo(rule.unit if rule.unit is not None else written.unit,
+                              rule.kind or written.kind, better)
+            hit = self.cache[key] = (rule, info, better)
+        return hit
+
+
+def _matched(ident: Identity, b: CellSamples, n: CellSamples, resolve: _Resolver) -> CellDiff:
+    status = status_verdict(b.status, n.status)
+    unusable = _unusable(b, "baseline") or _unusable(n, "new run")
+    suspect = b.suspect or n.suspect
+    alpha, min_samples = resolve.rules.alpha, resolve.rules.min_samples
+    base_values, new_values = b.values, n.values
+    metrics = []
+    for key in _keys(b, n):
+        rule, info, better = resolve(key)
+        bv = base_values.get(key)
+        nv = new_values.get(key)
+        if bv is not None and nv is not None and not unusable:  # the common case first
+            j = judge(bv, nv, rule, better, alpha, min_samples)
+        elif unusable:
+            j = Judgement("inconclusive", unusable)
+        elif bv is None:
+            j = Judgement("new", "not in the baseline")
+        else:
+            j = Judgement("gone", "not in the new run")
+        metrics.append(MetricDiff(key, bv, nv, j, info, suspect))
+    return CellDiff(ident, b, n, status, tuple(metrics))
+
+
+def _keys(b: CellSamples, n: CellSamples) -> list[str]:
+    keys = list(b.values)
+    keys.extend(k for k in n.values if k not in b.values)
+    return keys
+
+
+def _unusable(cell: CellSamples, side: str) -> str:
+    if cell.used:
+        return ""
+    return f"no usable repetition in the {side} ({cell.status_text()})"

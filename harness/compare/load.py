@@ -1,0 +1,277 @@
+"""Read result directories into what comparing needs: per cell, per metric, the values.
+
+This walks the result directory as `harness.results.load_run` does, and reads
+cell.json with `results.load_record`, but reads metrics.json (with
+`fastread`) straight into lists of floats instead of Metric objects: two
+directories of 1000 cells x 3 repetitions x 200 metrics are 1.2 million
+metrics, and building that many objects alone would take longer than the
+whole comparison may.
+
+Cells and metrics that the selection leaves out are skipped while reading
+(a filtered cell's metrics.json is not even opened).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import results
+from harness.compare import fastread
+from harness.errors import ResultsError, UsageError
+
+# Usable repetitions: a failed one is the kernel's result (often the very
+# thing looked at, e.g. a failed "no bounces" expectation), so its metrics
+# count but are marked suspect; error, interrupted and skipped ones are not
+# the kernel's figures at all.
+USABLE_STATUSES = frozenset({"pass", "fail"})
+
+Identity = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    unit: str
+    kind: str
+    better: str
+
+
+@dataclass
+class CellSamples:
+    """One cell of one run: its repetitions' statuses and metric values."""
+
+    cell_id: str
+    slug: str
+    axes: dict[str, Any]
+    statuses: dict[int, str] = field(default_factory=dict)  # finished reps
+    unfinished: list[str] = field(default_factory=list)  # rep dirs without cell.json
+    used: int = 0  # reps whose metrics count
+    suspect: bool = False  # a failed rep's metrics are among them
+    values: dict[str, list[float]] = field(default_factory=dict)  # metric key -> values
+
+    @property
+    def status(self) -> str:
+        """The cell's status over its reps: the worst one, "pass" only if all passed."""
+        seen = set(self.statuses.values())
+        for s in ("fail", "error", "interrupted", "pass"):
+            if s in seen:
+                return s
+        return "skipped" if seen else "unfinished"
+
+    def status_text(self) -> str:
+        n = len(self.statuses)
+        worst = sum(1 for s in self.statuses.values() if s == self.status)
+        text = f"{self.status} {worst}/{n}" if n else "unfinished"
+        return f"{text}, {len(self.unfinished)} unfinished" if self.unfinished else text
+
+
+@dataclass
+class RunSamples:
+    path: Path
+    run: dict[str, Any]
+    cells: dict[Identity, CellSamples] = field(default_factory=dict)
+    info: dict[str, MetricInfo] = field(default_factory=dict)  # metric key -> as written
+    missing: dict[str, str] = field(default_factory=dict)  # cell id -> why: none finished
+    # axis -> values, of every cell, selected or not (to tell a typo in --where)
+    axes_seen: dict[str, set[str]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name or str(self.path)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which cells and metrics to compare, and which axes make a cell's identity."""
+
+    where: tuple[tuple[str, tuple[str, ...]], ...] = ()  # axis -> globs, any may match
+    metrics: tuple[str, ...] = ()  # globs on name or workload:name; empty: all
+    ignore_axes: tuple[str, ...] = ()
+    _metric_cache: dict[str, bool] = field(default_factory=dict, init=False, compare=False)
+    _patterns_hit: set[str] = field(default_factory=set, init=False, compare=False)
+
+    def cell_matches(self, axes: dict[str, Any]) -> bool:
+        return all(
+            name in axes and any(fnmatch.fnmatchcase(axis_text(axes[name]), g) for g in globs)
+            for name, globs in self.where
+        )
+
+    def metric_matches(self, key: str) -> bool:
+        hit = self._metric_cache.get(key)
+        if hit is None:
+            hit = not self.metrics
+            name = key.partition(":")[2]
+            for pattern in self.metrics:
+                if fnmatch.fnmatchcase(key if ":" in pattern else name, pattern):
+                    self._patterns_hit.add(pattern)
+                    hit = True
+            self._metric_cache[key] = hit
+        return hit
+
+    def identity(self, axes: dict[str, Any]) -> Identity:
+        return tuple(sorted((k, axis_text(v)) for k, v in axes.items() if k not in self.ignore_axes))
+
+    def unused_patterns(self) -> list[str]:
+        return [p for p in self.metrics if p not in self._patterns_hit]
+
+
+def axis_text(value: Any) -> str:
+    """An axis value as the user writes it in --where: strings bare, the rest as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def load_samples(run_dir: Path, selection: Selection) -> RunSamples:
+    """Read the selected cells and metrics of one result directory.
+
+    Raises ResultsError naming the first bad file: not a result directory, a
+    format version this kharness does not read, truncated or malformed JSON,
+    or two cells with the same identity (then --ignore-axis dropped too much).
+    """
+    if not run_dir.is_dir():
+        raise ResultsError(f"{run_dir}: not a directory",
+                           "give a result directory written by kharness run")
+    run = fastread.read_json(run_dir / results.RUN_FILE)
+    samples = RunSamples(run_dir, run)
+    cells_dir = run_dir / "cells"
+    for cell_dir in sorted(_subdirs(cells_dir)):
+        cell = _load_cell(Path(cell_dir), samples, selection)
+        if cell is not None:
+            _add_cell(samples, cell, selection)
+    samples.missing.update(_missing_cells(run, samples, selection))
+    return samples
+
+
+def _subdirs(path: Path) -> list[str]:
+    try:
+        return [e.path for e in os.scandir(path) if e.is_dir()]
+    except FileNotFoundError:
+        return []
+
+
+def _load_cell(cell_dir: Path, samples: RunSamples, selection: Selection) -> CellSamples | None:
+    cell: CellSamples | None = None
+    unfinished: list[str] = []
+    for rep_dir in sorted(_subdirs(cell_dir)):
+        rd = Path(rep_dir)
+        if not (rd / results.CELL_FILE).exists():
+            unfinished.append(str(rd.relative_to(samples.path)))
+            continue
+        record = results.load_record(rd)
+        for axis, value in record.axes.items():
+            samples.axes_seen.setdefault(axis, set()).add(axis_text(value))
+        if not selection.cell_matches(record.axes):
+            return None
+        if cell is None:
+            cell = CellSamples(record.cell_id, record.slug, record.axes)
+        cell.statuses[record.rep] = record.status
+        if record.status in USABLE_STATUSES and (rd / results.METRICS_FILE).exists():
+            _read_metrics(rd / results.METRICS_FILE, cell, samples.info, selection)
+            cell.used += 1
+            cell.suspect |= record.status == "fail"
+    if cell is None and unfinished:  # nothing finished: still worth reporting
+        cell = CellSamples(cell_dir.name, cell_dir.name, {})
+    if cell is not None:
+        cell.unfinished = unfinished
+    return cell
+
+
+def _add_cell(samples: RunSamples, cell: CellSamples, selection: Selection) -> None:
+    if not cell.statuses:  # only unfinished reps: its axes are unknown
+        if not selection.where:
+            samples.missing[cell.cell_id] = f"unfinished: {', '.join(cell.unfinished)}"
+        return
+    ident = selection.identity(cell.axes)
+    other = samples.cells.get(ident)
+    if other is not None:
+        raise ResultsError(
+            f"{samples.path}: cells {other.cell_id} and {cell.cell_id} have the same identity",
+            "ignore fewer axes, or select one of them with --where",
+        )
+    samples.cells[ident] = cell
+
+
+def _read_metrics(path: Path, cell: CellSamples, info: dict[str, MetricInfo],
+                  selection: Selection) -> None:
+    keys, values = fastread.metric_values(path)
+    if selection.metrics:
+        kept = [i for i, k in enumerate(keys) if selection.metric_matches(k)]
+        keys = [keys[i] for i in kept]
+        values = [values[i] for i in kept]
+    fresh = {keys[i] for i in _add_rep(cell.values, keys, values)} - info.keys()
+    if fresh:
+        for key, (unit, kind, better) in fastread.metric_info(path, fresh).items():
+            info[key] = MetricInfo(unit, kind, better)
+
+
+def _add_rep(values: dict[str, list[float]], keys: list[str], new: list[float]) -> Iterable[int]:
+    """Append one repetition's values; returns the positions of keys new to the cell."""
+    if not values:  # the cell's first repetition
+        values.update(zip(keys, ([v] for v in new), strict=True))
+        return range(len(keys))
+    fresh = []
+    for i, (key, v) in enumerate(zip(keys, new, strict=True)):
+        seen = values.get(key)
+        if seen is None:
+            values[key] = [v]
+            fresh.append(i)
+        else:
+            seen.append(v)
+    return fresh
+
+
+def _missing_cells(run: dict[str, Any], samples: RunSamples, selection: Selection) -> dict[str, str]:
+    """Cells that run.json lists but that have no finished repetition on disk.
+
+    run.json's "cells" is read loosely (a list of objects with "id" or
+    "cell_id", optionally "axes"): a cell whose axes are unknown is reported
+    only when no --where filter is given.
+    """
+    listed = run.get("cells")
+    if isinstance(listed, dict):
+        listed = [{"id": k, **v} if isinstance(v, dict) else {"id": k} for k, v in listed.items()]
+    if not isinstance(listed, list):
+        return {}
+    have = {c.cell_id for c in samples.cells.values()} | set(samples.missing)
+    out = {}
+    for entry in listed:
+        if not isinstance(entry, dict):
+            continue
+        cid = str(entry.get("id", entry.get("cell_id", "")))
+        axes = entry.get("axes")
+        selected = selection.cell_matches(axes) if isinstance(axes, dict) else not selection.where
+        if cid and cid not in have and selected:
+            out[cid] = "listed in run.json, no repetition on disk"
+    return out
+
+
+def check_selection(runs: list[RunSamples], selection: Selection) -> None:
+    """Refuse a filter that matches nothing anywhere: it is almost always a typo
+    (and a CI gate that compares nothing would pass)."""
+    seen: dict[str, set[str]] = {}
+    for run in runs:
+        for axis, values in run.axes_seen.items():
+            seen.setdefault(axis, set()).update(values)
+    if seen:
+        _check_axes(seen, selection, any(r.cells for r in runs))
+    unused = selection.unused_patterns()
+    if unused and any(r.cells for r in runs):
+        raise UsageError(f"--metric {unused[0]!r} matches no metric of the selected cells",
+                         "patterns are globs on the name, e.g. 'swiotlb.*' or 'fio.*.iops'")
+
+
+def _check_axes(seen: dict[str, set[str]], selection: Selection, selected: bool) -> None:
+    named = [("--where", axis) for axis, _ in selection.where]
+    named += [("--ignore-axis", axis) for axis in selection.ignore_axes]
+    for option, axis in named:
+        if axis not in seen:
+            raise UsageError(f"{option} {axis}: no cell has an axis {axis!r}",
+                             f"axes are: {', '.join(sorted(seen))}")
+    if selection.where and not selected:
+        axis, globs = selection.where[0]
+        raise UsageError(f"--where {axis}={'|'.join(globs)} selects no cell in any directory",
+                         f"{axis} is one of: {', '.join(sorted(seen[axis]))}")

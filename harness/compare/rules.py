@@ -1,0 +1,226 @@
+"""How each metric is judged: its noise floor, and overrides of what metrics.json says.
+
+Each metric in metrics.json carries its unit, kind and direction (the
+collectors' catalogue decides them). What compare adds is the *noise floor*:
+the smallest change worth calling a change, whatever a t-test says. It is
+the larger of a fraction of the baseline mean and an absolute amount in the
+metric's unit. The defaults below are per metric-name pattern; a YAML file
+(`--rules`) overrides some of their settings for its own patterns:
+
+    alpha: 0.05          # significance level of Welch's t-test
+    min_samples: 3       # repetitions needed a side before anything is judged
+    metrics:
+      "fio.*.iops": {noise: 8%}
+      "swiotlb.bounces": {noise_abs: 10, better: lower}
+      "slab.minalign": {exact: true}
+
+Patterns are shell globs on the metric name, or on "workload:name" when they
+contain a colon. A metric takes the first built-in rule that matches, then
+the settings of the first YAML pattern that matches; what that pattern does
+not set stays as built in.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, get_args
+
+import yaml
+
+from harness.errors import ConfigError
+from harness.model import Better, MetricKind
+
+
+@dataclass(frozen=True)
+class MetricRule:
+    pattern: str
+    noise: float = 0.05  # fraction of |baseline mean|
+    noise_abs: float = 0.0  # in the metric's unit
+    # Deterministic for a given kernel and boot settings: when neither side
+    # scatters, one repetition a side is enough to judge.
+    exact: bool = False
+    better: Better | None = None  # None: as metrics.json says
+    unit: str | None = None
+    kind: MetricKind | None = None
+
+    def matches(self, workload: str, name: str) -> bool:
+        target = f"{workload}:{name}" if ":" in self.pattern else name
+        return fnmatch.fnmatchcase(target, self.pattern)
+
+    def floor(self, base_mean: float) -> float:
+        return max(self.noise_abs, self.noise * abs(base_mean))
+
+
+# Defaults for the names of harness.collect.catalogue. Why these floors: slab
+# figures after boot move by a few slabs from boot to boot (RCU-deferred
+# frees, timers), so 2% or a page; a delta over a workload hovers around zero,
+# so a few pages; swiotlb geometry and minalign are fixed by the kernel and its
+# command line; bounce counts follow the I/O done, which fio makes repeatable to
+# a few percent; fio latency tails under TCG are the noisiest figures of all.
+DEFAULT_RULES: tuple[MetricRule, ...] = (
+    MetricRule("slab.minalign", noise=0.0, exact=True),
+    MetricRule("swiotlb.present", noise=0.0, exact=True),
+    MetricRule("swiotlb.slots", noise=0.0, exact=True),
+    MetricRule("slab.kmalloc-*.objects", noise=0.02, noise_abs=64.0),
+    MetricRule("slab.kmalloc-*.bytes", noise=0.02, noise_abs=4096.0),
+    MetricRule("slab.kmalloc.bytes.delta", noise=0.10, noise_abs=4 * 4096.0),
+    MetricRule("slab.kmalloc.bytes*", noise=0.01, noise_abs=4096.0),
+    MetricRule("slab.whatif.*", noise=0.02),
+    MetricRule("meminfo.*", noise=0.01, noise_abs=16 * 4096.0),
+    MetricRule("sampler.*", noise=0.10),
+    MetricRule("swiotlb.used", noise=0.05, noise_abs=1.0),
+    MetricRule("swiotlb.hiwater", noise=0.05, noise_abs=1.0),
+    MetricRule("swiotlb.bounces_per_io", noise=0.05),
+    MetricRule("swiotlb.bounced_bytes_per_io", noise=0.05),
+    MetricRule("swiotlb.bounce_size.max", noise=0.0),
+    MetricRule("swiotlb.bounce*", noise=0.05, noise_abs=1.0),
+    MetricRule("vmstat.allocstall", noise=0.05, noise_abs=1.0),
+    MetricRule("fio.*.clat_p99*", noise=0.10),
+    MetricRule("fio.*", noise=0.05),
+    MetricRule("*", noise=0.05),
+)
+
+
+@dataclass(frozen=True)
+class Override:
+    """A --rules entry: only the settings it gives; the rest stay the built-in ones."""
+
+    pattern: str
+    settings: tuple[tuple[str, Any], ...]
+
+    def matches(self, workload: str, name: str) -> bool:
+        return MetricRule(self.pattern).matches(workload, name)
+
+
+@dataclass(frozen=True)
+class Rules:
+    metrics: tuple[MetricRule, ...] = DEFAULT_RULES
+    overrides: tuple[Override, ...] = ()
+    alpha: float = 0.05
+    min_samples: int = 3
+    _cache: dict[str, MetricRule] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def rule_for(self, key: str) -> MetricRule:
+        """The rule of a metric key ("workload:name"): the first built-in rule that matches
+        (the catch-all "*" always does), with the first matching override's settings."""
+        rule = self._cache.get(key)
+        if rule is None:
+            workload, _, name = key.partition(":")
+            rule = next(r for r in (*self.metrics, MetricRule("*")) if r.matches(workload, name))
+            override = next((o for o in self.overrides if o.matches(workload, name)), None)
+            if override is not None:
+                rule = replace(rule, pattern=override.pattern, **dict(override.settings))
+            self._cache[key] = rule
+        return rule
+
+
+
+
+def load_rules(path: Path) -> Rules:
+    """Read a rules YAML file: its metric patterns override the built-in settings."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read ({exc.strerror})", where=str(path)) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML ({exc})", where=str(path)) from exc
+    return parse_rules(doc if doc is not None else {}, str(path))
+
+
+def parse_rules(doc: Any, where: str) -> Rules:
+    if not isinstance(doc, dict):
+        raise ConfigError("expected a mapping with alpha, min_samples, metrics", where=where)
+    unknown = set(doc) - {"alpha", "min_samples", "metrics"}
+    if unknown:
+        raise ConfigError(f"unknown key {sorted(unknown)[0]!r}",
+                          "known: alpha, min_samples, metrics", where=where)
+    patterns = doc.get("metrics") or {}
+    if not isinstance(patterns, dict):
+        raise ConfigError("metrics: expected a mapping of pattern -> settings", where=where)
+    return Rules(
+        overrides=tuple(_override(str(p), s, f"{where}: metrics.{p}") for p, s in patterns.items()),
+        alpha=_alpha(doc.get("alpha", 0.05), f"{where}: alpha"),
+        min_samples=_min_samples(doc.get("min_samples", 3), f"{where}: min_samples"),
+    )
+
+
+def _override(pattern: str, settings: Any, where: str) -> Override:
+    if not isinstance(settings, dict):
+        raise ConfigError("expected a mapping (noise, noise_abs, exact, better, unit, kind)",
+                          where=where)
+    for key in settings:
+        if key not in _RULE_KEYS:
+            raise ConfigError(f"unknown key {key!r}", f"known: {', '.join(sorted(_RULE_KEYS))}",
+                              where=where)
+    return Override(pattern, tuple((k, _PARSERS[k](v, f"{where}.{k}")) for k, v in settings.items()))
+
+
+def parse_percent(value: Any, where: str) -> float:
+    """"5%" -> 0.05. A bare number is refused: 5 could mean 5% or 500%."""
+    text = str(value).strip()
+    if not text.endswith("%"):
+        raise ConfigError(f"{value!r} is not a percentage", "write it like 5%", where=where)
+    try:
+        fraction = float(text[:-1]) / 100.0
+    except ValueError:
+        raise ConfigError(f"{value!r} is not a percentage", "write it like 5%", where=where) from None
+    if not math.isfinite(fraction) or fraction < 0:
+        raise ConfigError(f"{value!r} must be a finite percentage >= 0", where=where)
+    return fraction
+
+
+def _non_negative(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ConfigError(f"{value!r} must be a number >= 0", where=where)
+    return float(value)
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{value!r} must be true or false", where=where)
+    return value
+
+
+def _choice(value: Any, choices: tuple[Any, ...], where: str) -> Any:
+    if value not in choices:
+        raise ConfigError(f"{value!r} is not one of {', '.join(choices)}", where=where)
+    return value
+
+
+def _better(value: Any, where: str) -> Any:
+    return _choice(value, get_args(Better), where)
+
+
+def _kind(value: Any, where: str) -> Any:
+    return _choice(value, get_args(MetricKind), where)
+
+
+def _unit(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{value!r} must be a string", where=where)
+    return value
+
+
+# Each setting a rules file may give, and how its value is checked.
+_PARSERS: dict[str, Callable[[Any, str], Any]] = {
+    "noise": parse_percent, "noise_abs": _non_negative, "exact": _bool,
+    "better": _better, "kind": _kind, "unit": _unit,
+}
+_RULE_KEYS = set(_PARSERS)
+
+
+def _alpha(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ConfigError(f"{value!r} must be a number between 0 and 1", "e.g. 0.05", where=where)
+    return float(value)
+
+
+def _min_samples(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise ConfigError(f"{value!r} must be a whole number >= 2",
+                          "Welch's t-test needs 2 samples a side", where=where)
+    return int(value)

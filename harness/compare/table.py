@@ -1,0 +1,179 @@
+"""The rows that the table writers (terminal, markdown, HTML) show, already as text.
+
+Pure: which rows are worth a reader's eye, in which order, and how numbers
+read. Unchanged metrics are counted in the summary, not listed, unless asked;
+an inconclusive one is listed only when its mean moved beyond the noise floor
+(otherwise, with too few samples, every metric would be listed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from harness.compare.diff import CellDiff, Comparison, MetricDiff
+from harness.compare.judge import VERDICTS, Verdict
+from harness.compare.load import CellSamples, RunSamples
+from harness.compare.stats import Summary
+
+STATUS_ROW = "(status)"
+CELL_ROW = "(cell)"
+
+
+class Row(NamedTuple):
+    cell: str
+    metric: str  # workload:name [unit], or STATUS_ROW / CELL_ROW
+    base: str  # mean ±stddev
+    new: str
+    n: str  # repetitions, baseline/new
+    base_range: str  # min..max
+    new_range: str
+    change: str  # %change of the mean
+    p: str
+    verdict: Verdict
+    reason: str
+    sort_size: float  # |%change|, for ordering
+
+
+def rows(cmp: Comparison, *, show_all: bool = False) -> list[Row]:
+    """The rows of one comparison, most telling first."""
+    out: list[Row] = []
+    for cell in cmp.cells:
+        if show_all or _status_worth_a_row(cell):
+            out.append(_cell_row(cell))
+        out.extend(_metric_row(cell, m) for m in cell.metrics if show_all or _worth_a_row(cmp, m))
+    order = {v: i for i, v in enumerate(VERDICTS)}
+    out.sort(key=lambda r: (order[r.verdict], -r.sort_size, r.cell, r.metric))
+    return out
+
+
+def summary_line(cmp: Comparison) -> str:
+    metrics = cmp.metric_counts()
+    cells = cmp.presence_counts()
+    statuses = [c.status.verdict for c in cmp.cells if c.presence == "both"]
+    parts = [f"{metrics[v]} {v}" for v in VERDICTS if metrics[v]] or ["no metrics"]
+    text = (f"metrics: {', '.join(parts)}; cells: {cells['both']} matched, "
+            f"{cells['new']} new, {cells['gone']} gone")
+    changed = [f"{statuses.count(v)} {v}" for v in ("regressed", "improved", "inconclusive")
+               if v in statuses]
+    return f"{text}; status: {', '.join(changed)}" if changed else text
+
+
+def missing_lines(run: RunSamples) -> list[str]:
+    """What a half-finished run lacks: cells with no finished repetition, unfinished reps."""
+    out = [f"{run.name}: cell {cid}: {why}" for cid, why in sorted(run.missing.items())]
+    for cell in run.cells.values():
+        if cell.unfinished:
+            out.append(f"{run.name}: {', '.join(cell.unfinished)}: unfinished (no cell.json)")
+    return out
+
+
+def no_match_hint(cmp: Comparison) -> str:
+    """When no cell matched: which axes differ, so --ignore-axis can be suggested."""
+    if not cmp.base.cells or not cmp.new.cells or cmp.presence_counts()["both"]:
+        return ""
+    base_axes = _axis_values(cmp.base.cells.values())
+    new_axes = _axis_values(cmp.new.cells.values())
+    differ = sorted(a for a in base_axes.keys() | new_axes.keys()
+                    if base_axes.get(a) != new_axes.get(a))
+    if not differ:
+        return ""
+    return (f"no cell matches between {cmp.base.name} and {cmp.new.name}; their axes differ in "
+            f"{', '.join(differ)}: to compare across them, use --ignore-axis {differ[0]}")
+
+
+def _axis_values(cells: Iterable[CellSamples]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for c in cells:
+        for k, v in c.axes.items():
+            out.setdefault(k, set()).add(repr(v))
+    return out
+
+
+def _status_worth_a_row(cell: CellDiff) -> bool:
+    if cell.presence != "both":
+        return True
+    assert cell.base is not None and cell.new is not None
+    return cell.status.verdict != "unchanged" or cell.new.status != "pass"
+
+
+def _worth_a_row(cmp: Comparison, m: MetricDiff) -> bool:
+    verdict = m.judgement.verdict
+    if verdict == "unchanged":
+        return False
+    if verdict != "inconclusive" or m.judgement.p is not None:
+        return True
+    return _moved(cmp, m)
+
+
+def _moved(cmp: Comparison, m: MetricDiff) -> bool:
+    """Did the mean move beyond the noise floor (judged or not)?"""
+    if not m.base or not m.new:
+        return False
+    base = sum(m.base) / len(m.base)
+    delta = sum(m.new) / len(m.new) - base
+    return abs(delta) > cmp.rules.rule_for(m.key).floor(base)
+
+
+def _cell_row(cell: CellDiff) -> Row:
+    b = cell.base.status_text() if cell.base else "-"
+    n = cell.new.status_text() if cell.new else "-"
+    metric = STATUS_ROW if cell.presence == "both" else CELL_ROW
+    return Row(cell.slug, metric, b, n, "", "", "", "", "", cell.status.verdict, cell.status.reason,
+               0.0)
+
+
+def _metric_row(cell: CellDiff, m: MetricDiff) -> Row:
+    pct = m.percent()
+    reason = m.judgement.reason + ("; includes failed repetitions" if m.suspect else "")
+    unit = f" [{m.info.unit}]" if m.info.unit else ""
+    b, n = m.summary("base"), m.summary("new")
+    change = percent_text(pct) if pct is not None else delta_text(b, n)
+    return Row(
+        cell.slug, f"{m.key}{unit}", side_text(b), side_text(n),
+        f"{b.n if b else '-'}/{n.n if n else '-'}", range_text(b), range_text(n),
+        change, p_text(m.judgement.p), m.judgement.verdict, reason,
+        abs(pct) if pct is not None else math.inf,
+    )
+
+
+def side_text(s: Summary | None) -> str:
+    """mean ±stddev (the stddev left out when there is none to tell)."""
+    if s is None:
+        return "-"
+    spread = f" ±{number(s.stddev, 3)}" if s.n > 1 and s.stddev else ""
+    return f"{number(s.mean)}{spread}"
+
+
+def range_text(s: Summary | None) -> str:
+    if s is None or s.n < 2:
+        return ""
+    return f"{number(s.min)}..{number(s.max)}"
+
+
+def percent_text(pct: float | None) -> str:
+    return "" if pct is None else f"{pct:+.1f}%"
+
+
+def delta_text(b: Summary | None, n: Summary | None) -> str:
+    """The change in the metric's unit, where a percentage cannot be had (from zero)."""
+    if b is None or n is None:
+        return ""
+    delta = n.mean - b.mean
+    return f"{'+' if delta >= 0 else '-'}{number(abs(delta))}"
+
+
+def p_text(p: float | None) -> str:
+    if p is None:
+        return ""
+    return "<0.0001" if p < 1e-4 else f"{p:.2g}"
+
+
+def number(v: float, digits: int = 4) -> str:
+    """Whole numbers with thousands separators, others to `digits` significant digits."""
+    if not math.isfinite(v):
+        return str(v)
+    if abs(v) >= 10 ** (digits - 1) or float(v).is_integer():
+        return f"{v:,.0f}"
+    return f"{v:.{digits}g}"

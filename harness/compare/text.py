@@ -1,0 +1,61 @@
+"""The terminal table (rich): one table per new directory against the baseline."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from harness.compare.diff import Comparison
+from harness.compare.table import Row, missing_lines, no_match_hint, rows, summary_line
+
+STYLE = {
+    "regressed": "bold red", "improved": "bold green", "changed": "cyan",
+    "inconclusive": "yellow", "new": "blue", "gone": "magenta", "unchanged": "dim",
+}
+
+
+def render(comparisons: list[Comparison], *, show_all: bool = False, limit: int = 50,
+           color: bool = False, width: int = 160) -> str:
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=color, no_color=not color,
+                      highlight=False, emoji=False)
+    for cmp in comparisons:
+        _render_one(console, cmp, show_all, limit)
+    return out.getvalue()
+
+
+def _render_one(console: Console, cmp: Comparison, show_all: bool, limit: int) -> None:
+    console.print(Text(f"{cmp.base.path} -> {cmp.new.path}", style="bold"))
+    console.print(summary_line(cmp))
+    for line in (no_match_hint(cmp), *missing_lines(cmp.base), *missing_lines(cmp.new)):
+        if line:
+            console.print(Text(f"note: {line}", style="yellow"))
+    shown = rows(cmp, show_all=show_all)
+    total = len(shown)
+    if not shown:
+        console.print("nothing changed beyond the noise floors\n")
+        return
+    shown = shown[:limit] if limit else shown
+    table = Table(show_lines=False, header_style="bold")
+    table.add_column("cell", overflow="fold")
+    # Metric names are what a reader scans for: never cut them short.
+    table.add_column("metric", no_wrap=True, min_width=min(60, max(len(r.metric) for r in shown)))
+    for col in ("baseline", "new", "n", "change", "p"):
+        table.add_column(col, justify="right")
+    table.add_column("verdict")
+    table.add_column("why", ratio=1)
+    for r in shown:
+        table.add_row(*_cells(r))
+    console.print(table)
+    if limit and total > limit:
+        console.print(f"... and {total - limit} more rows (--limit 0 shows all)")
+    console.print()
+
+
+def _cells(r: Row) -> list[Text]:
+    """As Text, so that "[bytes]" and the like are not taken for rich markup."""
+    plain = [r.cell, r.metric, r.base, r.new, r.n, r.change, r.p]
+    return [*map(Text, plain), Text(r.verdict, style=STYLE[r.verdict]), Text(r.reason)]

@@ -1,0 +1,112 @@
+"""Every --format parses as what it claims to be, and carries the verdicts."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import xmlschema
+from junitparser import Failure, JUnitXml, Skipped
+
+from harness.cli import main
+from harness.compare import synth
+from harness.compare.plots import Chart, Series
+from harness.compare.svg import bar_chart, compact
+
+XSD = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "junit-10.xsd"
+SHARED_XSD = XSD if XSD.exists() else Path("/work/shared/schemas/junit-10.xsd")
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three runs: a baseline, one with a bounce regression, one that saves slab memory."""
+    tmp = tmp_path_factory.mktemp("runs")
+    base = synth.bench_cells(4, 60, reps=3, noise=0.005)
+    worse = synth.planted(base, "swiotlb.bounces", factor=1.3)
+    better = synth.planted(base, "slab.kmalloc-*.bytes", factor=0.8)
+    return [synth.write_run(tmp / "base", base), synth.write_run(tmp / "worse", worse, seed=1),
+            synth.write_run(tmp / "better", better, seed=2)]
+
+
+def compare(capsys: pytest.CaptureFixture[str], dirs: list[Path], *argv: str) -> tuple[int, str]:
+    rc = main(["compare", *map(str, dirs), *argv])
+    return rc, capsys.readouterr().out
+
+
+def test_text_is_a_table(dirs: list[Path], capsys) -> None:
+    rc, out = compare(capsys, dirs)
+    assert rc == 1
+    assert "regressed" in out and "improved" in out
+    assert "verdict" in out  # the header
+    assert "\x1b[" not in out  # no colour codes when not a terminal
+
+
+def test_markdown_has_a_table_per_comparison(dirs: list[Path], capsys) -> None:
+    rc, out = compare(capsys, dirs, "--format", "markdown")
+    assert rc == 1
+    assert out.count("| cell | metric | baseline | new |") == 2
+    assert re.search(r"^\|---\|---\|", out, re.M)
+    assert "**regressed**" in out and "**improved**" in out
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    assert {line.count(" | ") for line in rows} == {9}  # 10 columns on every row
+
+
+def test_json_loads_and_lists_every_metric(dirs: list[Path], capsys) -> None:
+    rc, out = compare(capsys, dirs, "--format", "json")
+    doc = json.loads(out)
+    assert rc == 1
+    assert doc["regressions"] == doc["comparisons"][0]["regressions"] > 0
+    counts = doc["comparisons"][1]["metrics"]
+    assert sum(counts.values()) == 4 * 60
+    assert counts["regressed"] == 0 and counts["improved"] > 0
+
+
+def test_junit_validates_and_has_a_failure_per_regression(dirs: list[Path], capsys) -> None:
+    rc, out = compare(capsys, dirs, "--format", "junit")
+    assert rc == 1
+    xmlschema.XMLSchema(str(SHARED_XSD)).validate(out)
+    xml = JUnitXml.fromstring(out)
+    suites = list(xml)
+    assert len(suites) == 2
+    failures = [c for c in suites[0] if any(isinstance(r, Failure) for r in c.result)]
+    # swiotlb.bounces and bounced_bytes... only the planted name: bounces, per workload and cell
+    assert failures and all(c.name.endswith(":swiotlb.bounces") for c in failures)
+    assert xml.failures == len(failures)
+    assert not [c for c in suites[1] if any(isinstance(r, Failure) for r in c.result)]
+
+
+def test_junit_skips_what_was_not_judged(tmp_path: Path, capsys) -> None:
+    base = synth.bench_cells(2, 10, reps=1)
+    dirs = [synth.write_run(tmp_path / "a", base), synth.write_run(tmp_path / "b", base, seed=1)]
+    rc, out = compare(capsys, dirs, "--format", "junit")
+    xmlschema.XMLSchema(str(SHARED_XSD)).validate(out)
+    cases = [c for s in JUnitXml.fromstring(out) for c in s]
+    skipped = [c for c in cases if any(isinstance(r, Skipped) for r in c.result)]
+    assert len(skipped) == 2 * 10  # every metric of both cells: one repetition a side
+    assert "too few samples" in skipped[0].result[0].message
+    assert rc == 0
+
+
+def test_html_is_self_contained_with_plots(dirs: list[Path], capsys, tmp_path: Path) -> None:
+    out_file = tmp_path / "report.html"
+    rc, _ = compare(capsys, dirs, "--format", "html", "-o", str(out_file))
+    page = out_file.read_text()
+    assert rc == 1
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("<svg") >= 4 * 4  # slab, bounces, bounce sizes, fio, per cell
+    assert "slab bytes per kmalloc size class" in page
+    assert "swiotlb bounces per workload" in page and "fio IOPS" in page
+    assert not re.search(r"(src|href)\s*=|https?://|url\(", page)  # nothing fetched
+    for name in ("base", "worse", "better"):  # one series per directory
+        assert f">{name}</text>" in page
+
+
+def test_svg_bar_chart() -> None:
+    chart = Chart("t <1>", "bytes", ("8", "16"),
+                  (Series("a", (100.0, None), (5.0, 0.0)), Series("b", (50.0, 2e6), (0.0, 0.0))))
+    svg = bar_chart(chart)
+    assert svg.count("<rect") == 2 + 3  # legend squares + bars; the missing one is a dash
+    assert "t &lt;1&gt;" in svg
+    assert compact(2_500_000) == "2.5M" and compact(999) == "999"

@@ -1,0 +1,110 @@
+"""Noise floors per metric pattern, and the YAML that overrides them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.compare.rules import Rules, load_rules, parse_percent
+from harness.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("key", "pattern"),
+    [
+        ("boot:slab.minalign", "slab.minalign"),
+        ("boot:slab.kmalloc-96.bytes", "slab.kmalloc-*.bytes"),
+        ("boot:slab.kmalloc.bytes", "slab.kmalloc.bytes*"),
+        ("fio-randrw:swiotlb.bounces.size-8", "swiotlb.bounce*"),
+        ("fio-randrw:swiotlb.bounced_bytes", "swiotlb.bounce*"),
+        ("fio-randrw:fio.randrw.read.clat_p99_ns", "fio.*.clat_p99*"),
+        ("fio-randrw:fio.randrw.read.clat_p99_9_ns", "fio.*.clat_p99*"),
+        ("fio-randrw:slab.kmalloc.bytes.delta", "slab.kmalloc.bytes.delta"),
+        ("fio-randrw:slab.kmalloc.bytes.max", "slab.kmalloc.bytes*"),
+        ("fio-randrw:swiotlb.bounces_per_io", "swiotlb.bounces_per_io"),
+        ("fio-randrw:fio.randrw.read.iops", "fio.*"),
+        ("boot:something.new", "*"),
+    ],
+)
+def test_every_builtin_metric_has_a_default(key: str, pattern: str) -> None:
+    assert Rules().rule_for(key).pattern == pattern
+
+
+def test_floor_is_the_larger_of_relative_and_absolute() -> None:
+    rule = Rules().rule_for("boot:slab.kmalloc-8.bytes")  # 2% or one page
+    assert rule.floor(1_000_000) == 20_000
+    assert rule.floor(10_000) == 4096
+
+
+def test_yaml_overrides_what_it_names(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "alpha: 0.01\nmin_samples: 5\nmetrics:\n"
+        "  'fio.*.iops': {noise: 8%}\n"
+        "  'net:swiotlb.bounces': {noise_abs: 10, better: higher, unit: bounces}\n"
+    )
+    rules = load_rules(path)
+    assert (rules.alpha, rules.min_samples) == (0.01, 5)
+    assert rules.rule_for("fio-randrw:fio.randrw.read.iops").noise == pytest.approx(0.08)
+    net = rules.rule_for("net:swiotlb.bounces")
+    assert (net.noise_abs, net.better, net.unit) == (10.0, "higher", "bounces")
+    # The workload-qualified pattern does not catch other workloads; the default does.
+    assert rules.rule_for("boot:swiotlb.bounces").pattern == "swiotlb.bounce*"
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    [
+        ("metrics:\n  'fio.*': {noise: 5}\n", "metrics.fio.*.noise", "not a percentage"),
+        ("metrics:\n  'fio.*': {nosie: 5%}\n", "metrics.fio.*", "unknown key 'nosie'"),
+        ("metrics:\n  'fio.*': {better: up}\n", "metrics.fio.*.better", "not one of"),
+        ("metrics:\n  'fio.*': {noise_abs: -1}\n", "metrics.fio.*.noise_abs", ">= 0"),
+        ("alpha: 5\n", "alpha", "between 0 and 1"),
+        ("min_samples: 1\n", "min_samples", ">= 2"),
+        ("thresholds: {}\n", "rules.yaml", "unknown key 'thresholds'"),
+        ("[1, 2]\n", "rules.yaml", "expected a mapping"),
+        ("metrics: {a: [\n", "rules.yaml", "not valid YAML"),
+    ],
+)
+def test_bad_yaml_names_the_key(tmp_path: Path, text: str, where: str, problem: str) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_rules(path)
+    assert where in str(err.value)
+    assert problem in str(err.value)
+
+
+def test_missing_rules_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_rules(tmp_path / "nope.yaml")
+
+
+def test_parse_percent() -> None:
+    assert parse_percent("2.5%", "x") == pytest.approx(0.025)
+    with pytest.raises(ConfigError):
+        parse_percent("abc%", "x")
+
+
+def test_every_catalogued_metric_gets_a_specific_floor() -> None:
+    """Each pattern of the collectors' catalogue meets a rule of its own, not the catch-all
+    (fio.* and vmstat.* patterns share one per family)."""
+    from harness.collect.catalogue import CATALOGUE
+
+    rules = Rules()
+    for spec in CATALOGUE:
+        name = spec.pattern.replace("*", "x")
+        if name.startswith("vmstat.") and name != "vmstat.allocstall":
+            continue  # neutral I/O counters: the 5% catch-all is their floor
+        assert rules.rule_for(f"w:{name}").pattern != "*", spec.pattern
+
+
+def test_example_rules_file() -> None:
+    rules = load_rules(Path(__file__).parent / "data" / "compare" / "rules.yaml")
+    assert rules.rule_for("fio-nvme:fio.randread.read.iops").noise == pytest.approx(0.08)
+    assert rules.rule_for("fio-nvme:swiotlb.bounces").noise_abs == 10
+    assert rules.rule_for("boot:swiotlb.bounces").noise_abs == 1  # the built-in default
+    objects = rules.rule_for("boot:slab.kmalloc-64.objects")
+    assert objects.better == "lower"
+    assert (objects.noise, objects.noise_abs) == (0.02, 64.0)  # not set: as built in

@@ -1,0 +1,68 @@
+"""Welch's t-test and the t distribution, against reference values.
+
+The reference p-values were computed with scipy 1.17 (scipy.stats.t.sf and
+scipy.stats.ttest_ind(equal_var=False)); they are also the textbook critical
+values (t = 2.776 at 4 degrees of freedom is the two-sided 5% point).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from harness.compare.stats import betainc, summarize, t_two_sided_p, welch
+
+
+@pytest.mark.parametrize(
+    ("t", "df", "p"),
+    [
+        (2.776445105, 4, 0.05000000001011946),
+        (12.70620474, 1, 0.04999999998500896),
+        (1.0, 2.5, 0.40406102727827364),  # fractional df, as Welch gives
+        (3.0, 7.3, 0.018980551023133497),
+        (0.5, 30, 0.6207230048851272),
+    ],
+)
+def test_t_two_sided_p_matches_reference(t: float, df: float, p: float) -> None:
+    assert t_two_sided_p(t, df) == pytest.approx(p, rel=1e-9)
+    assert t_two_sided_p(-t, df) == pytest.approx(p, rel=1e-9)
+
+
+def test_t_at_infinite_df_is_normal() -> None:
+    assert t_two_sided_p(1.959963985, math.inf) == pytest.approx(0.05, rel=1e-8)
+
+
+def test_welch_matches_reference() -> None:
+    base = summarize([10.2, 9.8, 10.1, 10.4])
+    new = summarize([11.0, 11.3, 10.9])
+    r = welch(base, new)
+    # scipy: ttest_ind(base, new, equal_var=False) -> t=-5.4304, p=0.0031142, df=4.869
+    assert r.t == pytest.approx(5.430433444054013, rel=1e-9)
+    assert r.df == pytest.approx(4.868958890591318, rel=1e-9)
+    assert r.p == pytest.approx(0.0031142087085953485, rel=1e-8)
+
+
+def test_welch_without_spread() -> None:
+    same = summarize([8.0, 8.0, 8.0])
+    assert welch(same, same).p == 1.0
+    assert welch(same, summarize([128.0, 128.0])).p == 0.0
+
+
+def test_welch_needs_two_samples_a_side() -> None:
+    with pytest.raises(ValueError, match="2 samples"):
+        welch(summarize([1.0]), summarize([1.0, 2.0]))
+
+
+def test_summarize() -> None:
+    s = summarize([1.0, 2.0, 3.0, 6.0])
+    assert (s.n, s.mean, s.min, s.max) == (4, 3.0, 1.0, 6.0)
+    assert s.stddev == pytest.approx(math.sqrt(14 / 3))
+    assert summarize([5.0]).stddev == 0.0
+
+
+def test_betainc_edges_and_symmetry() -> None:
+    assert betainc(2.0, 3.0, 0.0) == 0.0
+    assert betainc(2.0, 3.0, 1.0) == 1.0
+    assert betainc(2.0, 3.0, 0.3) == pytest.approx(1 - betainc(3.0, 2.0, 0.7), rel=1e-12)
+    assert betainc(1.0, 1.0, 0.25) == pytest.approx(0.25)  # uniform
