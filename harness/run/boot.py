@@ -8,28 +8,30 @@ a temporary directory that is removed afterwards, private keys with it.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
+from harness import tmpdirs
 from harness.errors import KharnessError, UsageError
 from harness.initramfs import keys
-from harness.initramfs.base import BaseSpec, build_base
+from harness.initramfs.base import BaseSpec, build_base, programs_for
 from harness.initramfs.modules import build_modules_layer
 from harness.initramfs.runlayer import assemble, build_run_layer
 from harness.kernel.resolve import resolve
 from harness.machine import accel as accel_mod
+from harness.machine import dtb, traffic
 from harness.machine.arches import preset
 from harness.machine.guest import Access, QemuGuest
-from harness.machine.qemu import Disk, MachineSpec
+from harness.machine.qemu import Disk, MachineSpec, Nic
 from harness.model import Cell, Kernel
 from harness.run.cell import Booted
 from harness.workloads import BUILTIN_DIR, Workload
 from harness.workloads import load as load_workload
 
 # Guest scripts every boot carries: collectors and the workload launcher.
-CORE_SCRIPTS = ("kharness-run.sh", "kharness-snapshot.sh", "kharness-trace.sh")
+CORE_SCRIPTS = ("kharness-run.sh", "kharness-snapshot.sh", "kharness-trace.sh", "kharness-sample.sh")
 # Modules every guest loads (builtin ones are skipped): the PCI transport
 # (a module on 6.1), the SSH NIC, and virtio-rng, without which dropbear
 # waits seconds for the kernel's random pool under TCG.
@@ -57,6 +59,21 @@ def disks_for(workloads: list[Workload]) -> tuple[Disk, ...]:
     return tuple(disks.values())
 
 
+def nics_for(workloads: list[Workload], peer_log: Path) -> tuple[Nic, ...]:
+    """One traffic NIC per virtio-net device id, with a peer per traffic role."""
+    peers = tuple((role, port, traffic.command(role, peer_log)) for role, port in traffic.PORTS)
+    ids = dict.fromkeys(d.id for wl in workloads for d in wl.devices if d.kind == "virtio-net")
+    return tuple(Nic(i, peers) for i in ids)
+
+
+def machine_tree(cell: Cell, spec: MachineSpec) -> tuple[MachineSpec, dict[str, object]]:
+    """`spec` booting a non-coherent device tree if the cell asks for one (arm64 only)."""
+    if cell.dma_coherent:
+        return spec, {}
+    tree = dtb.noncoherent(spec)
+    return replace(spec, dtb=tree.path), {"dtb": tree.facts()}
+
+
 def modules_for(workloads: list[Workload]) -> list[str]:
     wanted = list(BASE_MODULES)
     for wl in workloads:
@@ -75,7 +92,8 @@ def kernel_facts(kernel: Kernel) -> dict[str, object]:
 def initrd_for(kernel: Kernel, workloads: list[Workload], tmp: Path,
                client: keys.ClientKey, host: keys.HostKey) -> tuple[Path, dict[str, object]]:
     """Base + modules + run layers, concatenated into one initrd in `tmp`."""
-    base = build_base(BaseSpec(arch=kernel.arch))
+    programs = programs_for(p for wl in workloads for p in wl.programs)
+    base = build_base(BaseSpec(arch=kernel.arch, programs=programs))
     layers = [base.path]
     facts: dict[str, object] = {"base": str(base.entry.name)}
     wanted = modules_for(workloads)
@@ -97,7 +115,8 @@ def boot_cell(cell: Cell, rep_path: Path, accel: str = "auto",
     """Boot `cell` and yield the ready guest; always stops QEMU afterwards."""
     kernel = resolve(cell.kernel)
     workloads = cell_workloads(cell, workload_dirs)
-    tmp = Path(tempfile.mkdtemp(prefix="kharness-boot-"))
+    tmpdirs.sweep()  # what a kharness killed with -9 left behind
+    tmp = tmpdirs.make("boot")
     try:
         client = keys.generate_client_key(tmp / "keys")
         host = keys.generate_guest_host_key(tmp / "keys")
@@ -107,7 +126,9 @@ def boot_cell(cell: Cell, rep_path: Path, accel: str = "auto",
             arch=kernel.arch, kernel=kernel.image, initrd=initrd,
             cmdline=tuple(cell.kernel_cmdline()), memory_mib=cell.memory_mib, cpus=cell.cpus,
             accel=choice.name, disks=disks_for(workloads), iommu_platform=cell.iommu_platform,
+            nics=nics_for(workloads, rep_path / "raw" / "net-peer.jsonl"),
         )
+        spec, tree_facts = machine_tree(cell, spec)
         with QemuGuest(spec, Access(host.public_line, client.private_path), rep_path / "console.log") as guest:
             try:
                 guest.boot(cell.timeouts.boot)
@@ -115,7 +136,7 @@ def boot_cell(cell: Cell, rep_path: Path, accel: str = "auto",
                 exc.details = {"qemu": guest.describe()}  # cell.json keeps the argv of a failed boot
                 raise
             info = kernel_facts(kernel) | {"initramfs": facts, "host_key": host.public_line,
-                                           "accelerator_reason": choice.reason}
+                                           "accelerator_reason": choice.reason} | tree_facts
             try:
                 yield Booted(guest, info, guest.boot_seconds)
             finally:

@@ -10,6 +10,7 @@ Script contract (runs in the guest under busybox sh):
 - parameters arrive as environment variables `KH_<PARAM>` (upper case);
 - devices are found by serial: `KH_DEV_<ID>` holds the guest path of the
   device whose `id` the declaration gives (e.g. KH_DEV_SCRATCH=/dev/vda);
+- `programs:` names guest programs beyond busybox the script needs (fio);
 - each metric is one stdout line `metric <name> <value>`; other lines are kept
   as the workload's raw output; a non-zero exit is a workload failure.
 """
@@ -29,7 +30,7 @@ from harness.model import Better, MetricKind
 BUILTIN_DIR = Path(__file__).resolve().parent.parent.parent / "guest_scripts"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 DEVICE_KINDS = ("virtio-blk", "nvme", "virtio-net", "usb-storage")
-DECL_KEYS = {"description", "script", "devices", "params", "timeout", "metrics", "modules"}
+DECL_KEYS = {"description", "script", "devices", "params", "timeout", "metrics", "modules", "programs"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Workload:
     timeout: float | None = None
     metrics: tuple[tuple[str, MetricDecl], ...] = ()
     modules: tuple[str, ...] = ()  # extra guest kernel modules it needs
+    programs: tuple[str, ...] = ()  # guest programs beyond busybox (e.g. fio), see initramfs.base
 
     def metric_decl(self, name: str) -> MetricDecl:
         return dict(self.metrics).get(name, MetricDecl())
@@ -107,6 +109,7 @@ def _parse(name: str, decl: Path) -> Workload:
     return Workload(
         name=name, script=script, description=str(raw.get("description", "")), devices=devices,
         params=params, timeout=timeout, metrics=metrics, modules=tuple(raw.get("modules") or ()),
+        programs=tuple(str(p) for p in raw.get("programs") or ()),
     )
 
 

@@ -1,0 +1,246 @@
+"""The per-kernel modules layer: wanted modules, their dependencies, a load order.
+
+The guest has no modprobe and no depmod data to rely on: the host resolves
+dependencies, decompresses the modules (the guest's busybox insmod may not
+read .ko.xz) and writes `/etc/kharness/modules`, the list the guest's init
+loads in order with insmod.
+
+Dependencies come from `modules.dep` when the tree has one. Debian's kernel
+packages do not ship it (their postinst runs depmod), so otherwise they are
+read from each module's own `.modinfo` `depends=` field, which is what
+modpost wrote from the same symbol information depmod would use. Soft
+dependencies are not followed: name those modules explicitly.
+
+Modules go to /usr/lib/modules/<release>/..., not /lib/modules: the base
+layer's /lib may be a merged-/usr symlink, and a later cpio archive with a
+directory named `lib` would make the kernel replace that symlink with an
+empty directory (init/initramfs.c clean_path), breaking the dynamic loader.
+"""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+
+from harness import cache
+from harness.atomic import write_json
+from harness.errors import InfraError, UsageError
+from harness.initramfs import cpio
+
+LAYOUT = 1  # bump when the layer's layout changes, so old cache entries are not reused
+GUEST_MODULES = "usr/lib/modules"
+LIST_PATH = "etc/kharness/modules"
+LAYER_NAME = "modules.cpio"
+
+# Modules each QEMU device kind needs in the guest, beyond what the kernel
+# builds in (builtins are skipped at resolution, so listing them is harmless).
+DEVICE_MODULES: dict[str, tuple[str, ...]] = {
+    "virtio-net": ("virtio_pci", "virtio_net"),
+    "virtio-blk": ("virtio_pci", "virtio_blk"),
+    "nvme": ("nvme",),
+    "usb-storage": ("xhci_pci", "usb_storage", "sd_mod"),
+}
+# Every guest needs eth0 for SSH.
+BOOT_MODULES: tuple[str, ...] = DEVICE_MODULES["virtio-net"]
+
+_SUFFIXES = (".ko.xz", ".ko.zst", ".ko.gz", ".ko")
+DepsOf = Callable[[str], list[str]]  # module name -> names it needs loaded first
+
+
+@dataclass(frozen=True)
+class ModuleFile:
+    """One module to load: its name, where it is in the tree, where it goes in the guest."""
+
+    name: str
+    source: Path  # possibly compressed, in the kernel's modules tree
+    guest_path: str  # decompressed, absolute in the guest
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The load order (dependencies first) and the wanted modules that are built in."""
+
+    release: str
+    order: tuple[ModuleFile, ...]
+    builtin: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModulesLayer:
+    path: Path  # the cpio archive
+    plan: Plan
+
+
+def normalize(name: str) -> str:
+    """Module names treat - and _ alike; the kernel uses _."""
+    return name.strip().replace("-", "_")
+
+
+def module_name(path: str) -> str:
+    """`kernel/drivers/net/virtio_net.ko.xz` -> `virtio_net`."""
+    base = path.rsplit("/", 1)[-1]
+    for suffix in _SUFFIXES:
+        if base.endswith(suffix):
+            return normalize(base[: -len(suffix)])
+    raise UsageError(f"{path} is not a kernel module", "modules end in .ko[.xz|.zst|.gz]")
+
+
+def plan(modules_dir: Path, wanted: Iterable[str]) -> Plan:
+    """Resolve wanted modules into a load order; UsageError for unknown ones."""
+    release = modules_dir.name
+    index = _index(modules_dir)
+    builtin = _builtin(modules_dir)
+    deps = _deps_reader(modules_dir, index)
+    order: list[str] = []
+    skipped: list[str] = []
+    for name in sorted({normalize(w) for w in wanted}):
+        if name in builtin:
+            skipped.append(name)
+        elif name in index:
+            _visit(name, deps, order, ())
+        else:
+            raise UsageError(
+                f"module {name} is neither built into nor shipped with kernel {release}",
+                f"check the name, or use a kernel that has it ({modules_dir})",
+            )
+    files = tuple(
+        ModuleFile(n, modules_dir / index[n], f"/{GUEST_MODULES}/{release}/{_plain(index[n])}")
+        for n in order
+    )
+    return Plan(release=release, order=files, builtin=tuple(skipped))
+
+
+def _visit(name: str, deps: DepsOf, order: list[str], stack: tuple[str, ...]) -> None:
+    """Depth-first, dependencies before dependents, each module once."""
+    if name in order:
+        return
+    if name in stack:
+        loop = " -> ".join((*stack, name))
+        raise UsageError(f"module dependency loop: {loop}", "fix the modules tree")
+    for dep in sorted(deps(name)):
+        _visit(dep, deps, order, (*stack, name))
+    order.append(name)
+
+
+def _index(modules_dir: Path) -> dict[str, str]:
+    """Module name -> path relative to the modules dir, for every module shipped."""
+    if not (modules_dir / "kernel").is_dir():
+        raise UsageError(f"{modules_dir} has no kernel/ directory", "give lib/modules/<release>")
+    index: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(modules_dir):
+        dirnames.sort()
+        for f in sorted(filenames):
+            if f.endswith(_SUFFIXES):
+                rel = (Path(dirpath) / f).relative_to(modules_dir).as_posix()
+                index.setdefault(module_name(rel), rel)
+    return index
+
+
+def _builtin(modules_dir: Path) -> set[str]:
+    path = modules_dir / "modules.builtin"
+    if not path.is_file():
+        return set()
+    return {module_name(line) for line in path.read_text().split() if line}
+
+
+def _deps_reader(modules_dir: Path, index: dict[str, str]) -> DepsOf:
+    """A function giving a module's direct (or transitive) hard dependencies."""
+    dep_file = modules_dir / "modules.dep"
+    if dep_file.is_file():
+        table = _parse_modules_dep(dep_file.read_text())
+        return lambda name: table.get(name, [])
+
+    def from_modinfo(name: str) -> list[str]:
+        info = modinfo(decompress(modules_dir / index[name]))
+        return [normalize(d) for d in info.get("depends", "").split(",") if d]
+
+    return from_modinfo
+
+
+def _parse_modules_dep(text: str) -> dict[str, list[str]]:
+    """`kernel/a.ko.xz: kernel/b.ko.xz kernel/c.ko.xz` -> {"a": ["b", "c"]}."""
+    table: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if ":" not in line:
+            continue
+        mod, _, rest = line.partition(":")
+        table[module_name(mod.strip())] = [module_name(d) for d in rest.split()]
+    return table
+
+
+def modinfo(ko: bytes) -> dict[str, str]:
+    """The `key=value` strings of a module's .modinfo section (last value wins)."""
+    section = ELFFile(BytesIO(ko)).get_section_by_name(".modinfo")
+    if section is None:
+        return {}
+    fields = (s.decode(errors="replace") for s in section.data().split(b"\0") if b"=" in s)
+    return dict(f.split("=", 1) for f in fields)
+
+
+def decompress(path: Path) -> bytes:
+    """A module's ELF bytes, whatever the compression Debian or the user chose."""
+    data = path.read_bytes()
+    name = path.name
+    if name.endswith(".xz"):
+        return lzma.decompress(data)
+    if name.endswith(".gz"):
+        return gzip.decompress(data)
+    if name.endswith(".zst"):
+        return _unzstd(data, path)
+    return data
+
+
+def _unzstd(data: bytes, path: Path) -> bytes:
+    try:
+        import zstandard  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise InfraError(f"{path} is zstd-compressed and zstandard is missing",
+                         "pip install zstandard into the venv") from exc
+    out: bytes = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return out
+
+
+def _plain(rel: str) -> str:
+    """The path of a module once decompressed."""
+    for suffix in (".xz", ".zst", ".gz"):
+        if rel.endswith(".ko" + suffix):
+            return rel[: -len(suffix)]
+    return rel
+
+
+def layer_members(p: Plan) -> list[cpio.Member]:
+    """The decompressed modules plus /etc/kharness/modules, in load order."""
+    members = [cpio.file(m.guest_path, decompress(m.source)) for m in p.order]
+    listing = "".join(f"{m.guest_path}\n" for m in p.order)
+    members.append(cpio.file(LIST_PATH, listing.encode()))
+    return members
+
+
+def build_modules_layer(
+    modules_dir: Path, wanted: Iterable[str], root: Path | None = None
+) -> ModulesLayer:
+    """The cached modules layer for this kernel tree and module set.
+
+    Keyed by release and the content of the modules actually loaded, so two
+    module lists that resolve to the same files share one entry.
+    """
+    p = plan(modules_dir, wanted)
+    hashes = [(m.name, cache.sha256_file(m.source)) for m in p.order]
+    key = cache.key_of("modules", LAYOUT, p.release, hashes)
+
+    def build(tmp: Path) -> None:
+        cpio.write(layer_members(p), tmp / LAYER_NAME)
+        order = [{"name": m.name, "guest_path": m.guest_path, "sha256": h} for m, (_, h)
+                 in zip(p.order, hashes, strict=True)]
+        write_json(tmp / "manifest.json",
+                   {"release": p.release, "builtin": list(p.builtin), "order": order})
+
+    entry = cache.entry("initramfs-modules", key, build, root=root)
+    return ModulesLayer(path=entry / LAYER_NAME, plan=p)
