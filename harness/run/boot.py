@@ -17,7 +17,7 @@ from harness import tmpdirs
 from harness.errors import KharnessError, UsageError
 from harness.initramfs import keys
 from harness.initramfs.base import BaseSpec, build_base, programs_for
-from harness.initramfs.modules import build_modules_layer
+from harness.initramfs.modules import BOOT_MODULES, DEVICE_MODULES, build_modules_layer
 from harness.initramfs.runlayer import assemble, build_run_layer
 from harness.kernel.resolve import resolve
 from harness.machine import accel as accel_mod
@@ -32,17 +32,9 @@ from harness.workloads import load as load_workload
 
 # Guest scripts every boot carries: collectors and the workload launcher.
 CORE_SCRIPTS = ("kharness-run.sh", "kharness-snapshot.sh", "kharness-trace.sh", "kharness-sample.sh")
-# Modules every guest loads (builtin ones are skipped): the PCI transport
-# (a module on 6.1), the SSH NIC, and virtio-rng, without which dropbear
-# waits seconds for the kernel's random pool under TCG.
-BASE_MODULES = ("virtio_pci", "virtio_net", "virtio_rng")
-# The modules each device kind needs in the guest.
-DEVICE_MODULES: dict[str, tuple[str, ...]] = {
-    "virtio-net": ("virtio_net",),
-    "virtio-blk": ("virtio_blk",),
-    "nvme": ("nvme",),
-    "usb-storage": ("xhci_pci", "usb_storage", "sd_mod"),
-}
+# Every guest loads the SSH NIC's modules plus virtio-rng, without which
+# dropbear waits seconds for the kernel's random pool under TCG.
+BASE_MODULES = (*BOOT_MODULES, "virtio_rng")
 
 
 def cell_workloads(cell: Cell, dirs: tuple[Path, ...] = ()) -> list[Workload]:
