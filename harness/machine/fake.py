@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import GuestError
-from harness.machine.ssh import CommandResult
+from harness.machine.ssh import DEFAULT_OUTPUT_LIMIT, CommandResult
 from harness.model import Cell
 
 Responder = Callable[[str, dict[str, str]], CommandResult | None]
@@ -35,7 +35,7 @@ class FakeGuest:
     is_alive: bool = True
 
     def run(self, command: str, timeout: float, stdin: bytes = b"",
-            env: dict[str, str] | None = None) -> CommandResult:
+            env: dict[str, str] | None = None, limit: int = DEFAULT_OUTPUT_LIMIT) -> CommandResult:
         self.commands.append(command)
         if not self.is_alive:
             raise GuestError("the SSH connection to the guest is gone (fake)")

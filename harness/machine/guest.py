@@ -15,7 +15,7 @@ from typing import Protocol
 
 from harness.errors import GuestError
 from harness.machine.qemu import MachineSpec, QemuMachine
-from harness.machine.ssh import CommandResult, GuestShell
+from harness.machine.ssh import DEFAULT_OUTPUT_LIMIT, CommandResult, GuestShell
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class Guest(Protocol):
     console_log: Path
 
     def run(self, command: str, timeout: float, stdin: bytes = b"",
-            env: dict[str, str] | None = None) -> CommandResult: ...
+            env: dict[str, str] | None = None, limit: int = DEFAULT_OUTPUT_LIMIT) -> CommandResult: ...
 
     def alive(self) -> bool: ...
 
@@ -75,12 +75,12 @@ class QemuGuest:
         self.boot_seconds = time.monotonic() - self.machine.started_at
 
     def run(self, command: str, timeout: float, stdin: bytes = b"",
-            env: dict[str, str] | None = None) -> CommandResult:
+            env: dict[str, str] | None = None, limit: int = DEFAULT_OUTPUT_LIMIT) -> CommandResult:
         if self.shell is None:
             raise GuestError("the guest is not booted")
         if not self.machine.running():
             raise GuestError("QEMU is gone", console_tail=self.machine.console_tail())
-        return self.shell.run(command, timeout, stdin=stdin, env=env)
+        return self.shell.run(command, timeout, stdin=stdin, env=env, limit=limit)
 
     def alive(self) -> bool:
         return self.machine.running()

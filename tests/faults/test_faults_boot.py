@@ -7,7 +7,6 @@ records the right status, keeps going and leaves no QEMU behind.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -89,7 +88,7 @@ matrix: {kernel: [trixie-x86_64]}
 
 
 def test_workload_that_never_ends_is_killed_at_its_timeout_and_collected(tmp_path: Path) -> None:
-    rc, run, seconds = run_config(tmp_path, """
+    rc, run, _ = run_config(tmp_path, """
 defaults: {workloads: [hang, idle], timeouts: {boot: 180, workload: 60}}
 matrix: {kernel: [trixie-x86_64]}
 """)
@@ -122,3 +121,18 @@ def test_kharness_killed_with_sigkill_leaves_no_qemu(tmp_path: Path) -> None:
     while time.monotonic() < deadline and any(p in qemu_processes() for p in qemus):
         time.sleep(0.1)
     assert not any(p in qemu_processes() for p in qemus), "QEMU outlived kharness"
+
+
+def test_flooding_workload_output_is_bounded_and_hostile_names_refused(tmp_path: Path) -> None:
+    rc, run, _ = run_config(tmp_path, """
+defaults: {workloads: [flood], timeouts: {boot: 180, workload: 120}}
+matrix: {kernel: [trixie-arm64]}
+""")
+    (rep,) = run.reps
+    raw = rep.path / "raw" / "workload-flood.txt"
+    assert raw.stat().st_size <= 8 * 1024 * 1024 + 4096  # kept: at most the limit
+    assert "output cut" in (rep.path / "raw" / "problems.txt").read_text()
+    assert cases_of(rep.record)["workload:flood"].status == "fail"  # type: ignore[attr-defined]
+    assert not any("evil" in m.name for m in rep.metrics)
+    assert not list(tmp_path.rglob("evil"))  # nothing written outside the result directory
+    assert rc == 1
