@@ -106,9 +106,7 @@ class GuestShell:
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             raise GuestError("the SSH connection to the guest is gone", "see console.log")
-        if env:
-            prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
-            command = f"env {prefix} {command}"
+        command = with_env(command, env or {})
         start = time.monotonic()
         try:
             chan = transport.open_session(timeout=10.0)
@@ -144,6 +142,17 @@ class GuestShell:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def with_env(command: str, env: dict[str, str]) -> str:
+    """`command` run with `env` set; values are quoted, so no value reaches the shell as code."""
+    for key in env:
+        if not key.replace("_", "a").isalnum() or not key[0].isalpha():
+            raise GuestError(f"environment name {key!r} is not a shell identifier")
+    if not env:
+        return command
+    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
+    return f"env {prefix} {command}"
 
 
 def _drain(chan: paramiko.Channel, deadline: float, limit: int) -> tuple[bytes, bytes, bool, bool]:
