@@ -16,10 +16,22 @@ packages=(
     mmdebstrap               # guest userland from Debian packages
     debian-archive-keyring   # signatures of Debian kernels and userland
     apt gpgv                 # private, signature-checked kernel resolution
+    kmod                     # depmod: modules.dep for Debian kernel packages
+    util-linux               # setpriv: QEMU dies with kharness
     device-tree-compiler     # dtc: non-coherent arm64 device trees
+    git                      # kharness check under git bisect run
+    make gcc libc6-dev bc flex bison libelf-dev libssl-dev   # kharness check --tree: kernel builds
+    gcc-aarch64-linux-gnu    # ... of arm64 trees on an x86_64 host
     python3-venv python3-pip
     ca-certificates
 )
+# Only for the test suite (./setup.sh --test).
+test_packages=(
+    linux-source-6.1         # the kernel tree the build test builds (tests/test_check_build.py)
+    chromium                 # headless, for the test that opens report.html in a browser
+    busybox                  # guest scripts' tests run under busybox sh too
+)
+[ "${1:-}" = "--test" ] && packages+=("${test_packages[@]}")
 
 missing=()
 for p in "${packages[@]}"; do
