@@ -41,6 +41,22 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                "change of slab.kmalloc.bytes over the workload: kmalloc memory it left behind"),
     MetricSpec("slab.minalign", "bytes", "gauge", "neutral",
                "effective kmalloc minimum alignment: the smallest plain kmalloc-N cache"),
+    # whatif.py on the same slabinfo: what a larger minalign would cost (* is N).
+    MetricSpec("slab.whatif.minalign-*.extra_bytes", "bytes", "gauge", "neutral",
+               "extra kmalloc bytes if minalign were N: sum over size classes c of active "
+               "objects(c) x (round_up_class(c, N) - c); only for N above the kernel's minalign"),
+    MetricSpec("slab.whatif.minalign-*.extra_pages", "pages", "gauge", "neutral",
+               "the extra bytes in pages, rounded up"),
+    # The slab sampler (kharness-sample.sh) during a workload: peaks, not end points.
+    MetricSpec("slab.kmalloc.bytes.max", "bytes", "gauge", "lower",
+               "highest slab.kmalloc.bytes among the samples taken during the workload"),
+    MetricSpec("slab.kmalloc.bytes.min", "bytes", "gauge", "lower",
+               "lowest slab.kmalloc.bytes among the samples taken during the workload"),
+    MetricSpec("meminfo.sunreclaim.max", "bytes", "gauge", "lower",
+               "highest SUnreclaim among the samples taken during the workload"),
+    MetricSpec("sampler.samples", "samples", "gauge", "neutral", "samples the slab sampler took"),
+    MetricSpec("sampler.cpu_seconds", "s", "gauge", "lower",
+               "guest CPU time the slab sampler used (its own cost), children included"),
     # /proc/meminfo: slab totals over every cache, kmalloc or not.
     MetricSpec("meminfo.slab", "bytes", "gauge", "lower", "Slab: all slab memory"),
     MetricSpec("meminfo.sunreclaim", "bytes", "gauge", "lower",
@@ -60,6 +76,13 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                "bounces of mappings of one size (bytes)"),
     MetricSpec("swiotlb.bounces.dev-*", "bounces", "counter", "lower",
                "bounces of one device (dev_name, sanitized to [a-z0-9_-])"),
+    MetricSpec("swiotlb.bounce_size.max", "bytes", "gauge", "neutral",
+               "largest mapping that bounced during the workload (0: none bounced); at most 96 "
+               "when only the small unaligned kmalloc buffers bounce, larger with swiotlb=force"),
+    MetricSpec("swiotlb.bounces_per_io", "bounces/IO", "gauge", "lower",
+               "swiotlb.bounces over the I/Os fio completed in the workload (all jobs, both directions)"),
+    MetricSpec("swiotlb.bounced_bytes_per_io", "bytes/IO", "gauge", "lower",
+               "swiotlb.bounced_bytes over the I/Os fio completed in the workload"),
     # /proc/vmstat: a few counters that say whether the figures above mean anything.
     MetricSpec("vmstat.pgpgin", "KiB", "counter", "neutral",
                "block I/O read: shows the workload really moved data (bounces per KiB)"),

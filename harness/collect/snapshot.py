@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from harness import atomic
-from harness.collect import catalogue, hist, meminfo, slabinfo, swiotlb, vmstat
+from harness.collect import catalogue, hist, meminfo, slabinfo, swiotlb, vmstat, whatif
 from harness.collect.text import ParseError, count, label, shorten
 from harness.model import Metric
 
@@ -315,6 +315,18 @@ def _slab(s: Snapshot) -> Pairs:
     align = slabinfo.minalign(s.slab)
     if align is not None:
         pairs.append(("slab.minalign", align))
+    return pairs + _whatif(s)
+
+
+def _whatif(s: Snapshot) -> Pairs:
+    """What every larger minalign would cost on this slab (whatif.py states the formula)."""
+    if s.slab is None or s.pagesize is None or (align := slabinfo.minalign(s.slab)) is None:
+        return []
+    pairs: Pairs = []
+    for n in (n for n in whatif.ALIGNMENTS if n > align):
+        w = whatif.compute(s.slab, n, s.pagesize)
+        pairs += [(f"slab.whatif.minalign-{n}.extra_bytes", w.extra_bytes),
+                  (f"slab.whatif.minalign-{n}.extra_pages", w.extra_pages)]
     return pairs
 
 

@@ -17,13 +17,14 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from harness import tmpdirs
 from harness.errors import GuestError, InfraError
+from harness.machine import traffic
 from harness.machine.arches import ArchPreset, preset
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,11 @@ class Nic:
     id: str
     peers: tuple[tuple[str, int, str], ...] = ()  # (role, port on TRAFFIC_PEER, guestfwd cmd: text)
 
-    def guest_env(self) -> str:
-        """What the guest script needs, as `KH_NET_<ID>`: key=value words."""
-        ports = " ".join(f"{role}={port}" for role, port, _ in self.peers)
-        return f"mac={TRAFFIC_MAC} addr={TRAFFIC_GUEST} peer={TRAFFIC_PEER} {ports}".strip()
+
+def traffic_env() -> str:
+    """What a workload script needs to use the traffic NIC (its `KH_NET_<ID>`): key=value words."""
+    ports = " ".join(f"{role}={port}" for role, port in traffic.PORTS)
+    return f"mac={TRAFFIC_MAC} addr={TRAFFIC_GUEST} peer={TRAFFIC_PEER} {ports}"
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,7 @@ class QemuMachine:
             raise InfraError(f"{self.arch.qemu} not found",
                              f"install {self.arch.debian_package} (./setup.sh does)")
         # Unix socket paths are limited to 108 bytes: keep them in a short temp dir.
-        self._tmp = Path(tempfile.mkdtemp(prefix="kharness-"))
+        self._tmp = tmpdirs.make("qemu")
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(PORT_TRIES):
             self.ssh_port = free_port()

@@ -20,6 +20,7 @@ is the guest's socket); one JSON line per connection goes to --log.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -29,7 +30,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROLES = ("sink", "source", "echo")
+# The port on the peer address the guest dials for each role (qemu.TRAFFIC_PEER).
+PORTS = (("sink", 5001), ("source", 5002), ("echo", 5003))
+ROLES = tuple(role for role, _ in PORTS)
 CHUNK = 64 * 1024
 PATTERN = bytes(range(256)) * (CHUNK // 256)
 # Defaults for one connection: far above what a workload moves under TCG
@@ -129,23 +132,21 @@ def _log(path: Path, tally: Tally) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # fd 2 is the guest's connection: nothing of ours may reach it, usage errors included.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    p = argparse.ArgumentParser(description="a bounded traffic peer on stdin/stdout (QEMU guestfwd cmd:)")
     p.add_argument("role", choices=ROLES)
     p.add_argument("--max-bytes", type=int, default=MAX_BYTES)
     p.add_argument("--max-seconds", type=float, default=MAX_SECONDS)
     p.add_argument("--log", type=Path)
     args = p.parse_args(argv)
-    # fd 2 is the guest's connection: nothing of ours may reach it.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
     limits = Limits(max(0, args.max_bytes), max(0.0, args.max_seconds))
     with socket.socket(fileno=os.dup(0)) as conn:
         tally = serve(conn, args.role, limits)
-        try:
+        with contextlib.suppress(OSError):  # the guest may be gone already
             conn.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
     if args.log is not None:
         try:
             _log(args.log, tally)

@@ -19,12 +19,14 @@ from pathlib import Path
 
 from harness import atomic, results
 from harness.collect import console as console_scan
+from harness.collect import derived
 from harness.collect import snapshot as snap
 from harness.errors import GuestError, KharnessError
 from harness.machine.guest import Guest
+from harness.machine.qemu import traffic_env
 from harness.model import Cell, Metric, Status, TestResult
 from harness.results import RepRecord
-from harness.run import expect
+from harness.run import expect, sampling
 from harness.workloads import Workload
 
 log = logging.getLogger(__name__)
@@ -112,9 +114,12 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
         state.kernel = booted.kernel
         state.qemu = booted.guest.describe()
         state.timings["boot"] = round(booted.boot_seconds, 3)
+        state.timings["prepare"] = round(time.monotonic() - t0 - booted.boot_seconds, 3)
         state.tests.append(TestResult("boot", "pass", seconds=round(time.monotonic() - t0, 3)))
         guest = booted.guest
+        t_setup = time.monotonic()
         _guest_setup(guest, state)
+        state.timings["setup"] = round(time.monotonic() - t_setup, 3)
         before = _snapshot(guest, state, "boot")
         state.metrics += snap.metrics(None, before, "boot")
         deadline = time.monotonic() + state.cell.timeouts.cell
@@ -124,15 +129,18 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
                 continue
             progress(f"workload {wl_run.name}")
             wl = workloads[wl_run.name]
-            ok = _run_workload(guest, state, wl, dict(wl_run.params))
+            ok = _sampled(guest, state, wl, dict(wl_run.params), before.pagesize)
             if not guest.alive():
                 break
             if ok is None:
                 continue  # the guest is up but the workload could not run: no figures
             after = _snapshot(guest, state, f"after-{wl.name}")
             state.metrics += snap.metrics(before, after, wl.name)
+            state.metrics += derived.per_io(state.metrics, wl.name)
             before = after
         _save_dmesg(guest, state)
+        t_stop = time.monotonic()
+    state.timings["shutdown"] = round(time.monotonic() - t_stop, 3)
 
 
 def _guest_setup(guest: Guest, state: _Rep) -> None:
@@ -143,7 +151,8 @@ def _guest_setup(guest: Guest, state: _Rep) -> None:
 
 def _snapshot(guest: Guest, state: _Rep, tag: str) -> snap.Snapshot:
     t0 = time.monotonic()
-    res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-snapshot.sh", timeout=SNAPSHOT_TIMEOUT)
+    res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-snapshot.sh", timeout=SNAPSHOT_TIMEOUT,
+                    limit=snap.MAX_TOTAL)
     if res.timed_out or res.exit_status != 0:
         raise GuestError(f"snapshot '{tag}' failed (exit {res.exit_status})", "see raw/ and console.log")
     sections = snap.split(res.stdout)
@@ -154,6 +163,21 @@ def _snapshot(guest: Guest, state: _Rep, tag: str) -> snap.Snapshot:
     return parsed
 
 
+def _sampled(guest: Guest, state: _Rep, wl: Workload, params: dict[str, object],
+             pagesize: int | None) -> bool | None:
+    """_run_workload with the slab sampler (sampling.py) running around it."""
+    every = sampling.interval({**dict(wl.params), **params})
+    why = sampling.start(guest, every) if every else None
+    ok = _run_workload(guest, state, wl, params)
+    if why is not None:
+        state.problems.append(why)
+    elif every and guest.alive():
+        metrics, problems = sampling.stop(guest, state.path / "raw", wl.name, every, pagesize)
+        state.metrics += metrics
+        state.problems += problems
+    return ok
+
+
 def _run_workload(guest: Guest, state: _Rep, wl: Workload, params: dict[str, object]) -> bool | None:
     """Run one workload; returns True/False for pass/fail, None if the guest is gone."""
     name = f"workload:{wl.name}"
@@ -162,7 +186,7 @@ def _run_workload(guest: Guest, state: _Rep, wl: Workload, params: dict[str, obj
     timeout = min(state.cell.timeouts.workload, wl.timeout or state.cell.timeouts.workload)
     try:
         res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-run.sh {GUEST_SCRIPTS}/{shlex.quote(wl.script.name)}",
-                        timeout=timeout, env=env)
+                        timeout=timeout, env=env, limit=RAW_OUTPUT_LIMIT)
     except GuestError as exc:
         state.tests.append(TestResult(name, "error", str(exc)))
         return None
@@ -174,9 +198,13 @@ def _run_workload(guest: Guest, state: _Rep, wl: Workload, params: dict[str, obj
     state.timings[f"workload.{wl.name}"] = round(res.seconds, 3)
     state.ran.append(wl.name)
     out = res.stdout + (b"\n--- stderr ---\n" + res.stderr if res.stderr else b"")
+    if res.truncated:
+        state.problems.append(f"{wl.name}: output cut at {RAW_OUTPUT_LIMIT} bytes")
     atomic.write_bytes(state.path / "raw" / f"workload-{wl.name}.txt", out)
     metrics, bad = _workload_metrics(res.text, wl)
-    state.metrics += metrics
+    fio_metrics, fio_bad = derived.fio_report(res.text, wl.name)
+    state.metrics += metrics + fio_metrics
+    bad += fio_bad
     text = res.text[-4000:]
     if res.timed_out:
         state.tests.append(TestResult(name, "fail", f"timed out after {timeout:.0f}s", text, res.seconds))
@@ -191,8 +219,11 @@ def _run_workload(guest: Guest, state: _Rep, wl: Workload, params: dict[str, obj
 
 
 def _device_env(wl: Workload) -> dict[str, str]:
-    # kharness-run.sh turns each serial into KH_DEV_<ID>=/dev/... in the guest.
-    return {f"KH_SERIAL_{d.id.upper()}": d.id for d in wl.devices}
+    # kharness-run.sh turns each serial into KH_DEV_<ID>=/dev/... in the guest;
+    # a NIC is no disk: its script gets KH_NET_<ID> (MAC, address, peer ports).
+    env = {f"KH_SERIAL_{d.id.upper()}": d.id for d in wl.devices if d.kind != "virtio-net"}
+    env.update({f"KH_NET_{d.id.upper()}": traffic_env() for d in wl.devices if d.kind == "virtio-net"})
+    return env
 
 
 def _workload_metrics(text: str, wl: Workload) -> tuple[list[Metric], list[str]]:

@@ -1,0 +1,119 @@
+#!/bin/sh
+# kharness-sample: a slab time series while a workload runs.
+#
+#   kharness-sample.sh start INTERVAL   sample every INTERVAL seconds, in the background
+#   kharness-sample.sh stop             stop; print the samples, then the sampler's cost
+#
+# Snapshots before and after a workload miss what it allocates and frees in
+# between; the samples show the peak. Each sample is a line
+# "@@kharness-sample <uptime>@@" followed by the slabinfo header, the kmalloc
+# rows (every family) and meminfo's MemTotal, Slab and SUnreclaim lines, read
+# by harness/collect/sampler.py.
+#
+# Cost: under TCG a fork and exec costs about 20 ms of guest CPU, more than
+# reading the files. So nothing forks per sample: one awk reads the files
+# each time a tick arrives on its stdin, and the ticks come from a shell
+# loop that waits with the `read -t` builtin on a FIFO nobody writes (a sleep
+# without a process). stop ends with "@@kharness-sampler ticks=<N> hz=100@@":
+# the CPU time the sampler used, in USER_HZ ticks (fixed at 100 for /proc).
+# The ticker stops after KH_SAMPLE_MAX samples, so a sampler whose host went
+# away cannot fill the guest's RAM.
+# KH_SYSROOT (tests on the host only) prefixes the /proc files sampled.
+set -u
+R=${KH_SYSROOT:-}
+DIR=${KH_SAMPLE_DIR:-/run/kharness-sample}
+MAX=${KH_SAMPLE_MAX:-3600}
+
+ticker() {
+	exec 3<>"$DIR/tick"
+	n=0
+	while [ "$n" -lt "$MAX" ]; do
+		echo "$n"
+		n=$((n + 1))
+		read -r -t "$1" -u 3 _
+		# busybox ash times out with 1; a shell without read -t (dash, in the
+		# host's tests) fails otherwise, and sleeps instead.
+		[ "$?" = 1 ] || sleep "$1"
+	done
+}
+
+sampler() {
+	# mawk (the host's awk, in tests) reads a pipe in blocks unless told not to.
+	set --
+	awk -W interactive 'BEGIN { exit 0 }' </dev/null >/dev/null 2>&1 && set -- -W interactive
+	awk "$@" -v R="$R" '{
+		f = R "/proc/uptime"; getline up < f; close(f); split(up, u, " ")
+		print "@@kharness-sample " u[1] "@@"
+		f = R "/proc/slabinfo"; first = 1
+		while ((getline line < f) > 0) {
+			if (first || line ~ /^(dma-)?kmalloc/) print line
+			first = 0
+		}
+		close(f)
+		f = R "/proc/meminfo"
+		while ((getline line < f) > 0)
+			if (line ~ /^(MemTotal|Slab|SUnreclaim):/) print line
+		close(f)
+		fflush()
+	}'
+}
+
+# family PID: "<ticks> <pids>": CPU time of PID and its descendants, and their pids.
+family() {
+	cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="$1" '{
+		pid = $1
+		sub(/^.*\) /, "")  # the command name may hold spaces: fields count from after it
+		parent[pid] = $2
+		ticks[pid] = $12 + $13 + $14 + $15
+	} END {
+		keep[p] = 1
+		for (grew = 1; grew; ) {
+			grew = 0
+			for (q in parent) if (!(q in keep) && (parent[q] in keep)) { keep[q] = 1; grew = 1 }
+		}
+		for (q in keep) if (q in ticks) { t += ticks[q]; ids = ids " " q }
+		print t + 0 ids
+	}'
+}
+
+stop_loop() {
+	[ -s "$DIR/pid" ] || return 1
+	pid=$(cat "$DIR/pid")
+	rm -f "$DIR/pid"
+	# shellcheck disable=SC2046
+	set -- $(family "$pid")
+	used=$1
+	shift
+	[ "$#" -gt 0 ] && kill "$@" 2>/dev/null
+	i=0
+	while [ -d "/proc/$pid" ] && [ "$i" -lt 50 ]; do
+		i=$((i + 1))
+		sleep 0.05
+	done
+	echo "$used"
+}
+
+case ${1:-} in
+start)
+	interval=${2:?usage: kharness-sample.sh start INTERVAL}
+	stop_loop >/dev/null
+	mkdir -p "$DIR"
+	[ -p "$DIR/tick" ] || mkfifo "$DIR/tick"
+	: > "$DIR/samples"
+	# Every descriptor redirected: the SSH session must not wait for the sampler,
+	# and the shell's "Terminated" at stop must not land among the samples.
+	(ticker "$interval" | sampler) </dev/null >>"$DIR/samples" 2>/dev/null &
+	echo $! > "$DIR/pid"
+	echo "kharness-sample: started every ${interval}s"
+	;;
+stop)
+	used=$(stop_loop) || { echo "kharness-sample: not running" >&2; exit 1; }
+	cat "$DIR/samples"
+	echo "@@kharness-sampler ticks=$used hz=100@@"
+	rm -f "$DIR/samples"
+	;;
+*)
+	echo "usage: kharness-sample.sh start INTERVAL | stop" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,59 @@
+"""The slab sampler around one workload: start it in the guest, stop it, keep the series.
+
+The interval is the workload's `sample_interval` parameter when it has one
+(seconds; 0 turns sampling off), else DEFAULT_INTERVAL. Sampling is
+best effort: a sampler that cannot start or stop costs the workload its
+series, never its result, and the reason is kept among the rep's problems.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import atomic
+from harness.collect import sampler
+from harness.errors import GuestError
+from harness.machine.guest import Guest
+from harness.model import Metric
+
+SCRIPT = "/kharness/scripts/kharness-sample.sh"
+DEFAULT_INTERVAL = 1.0
+MIN_INTERVAL = 0.05
+OUTPUT_LIMIT = 16 << 20
+TIMEOUT = 30.0
+
+
+def interval(params: dict[str, object]) -> float:
+    """Seconds between samples from the workload's parameters; 0 means off."""
+    try:
+        value = float(params.get("sample_interval", DEFAULT_INTERVAL))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return DEFAULT_INTERVAL
+    return 0.0 if value <= 0 else max(MIN_INTERVAL, min(value, 3600.0))
+
+
+def start(guest: Guest, every: float) -> str | None:
+    """Start sampling every `every` seconds; None if started, else why not."""
+    try:
+        res = guest.run(f"sh {SCRIPT} start {every:g}", timeout=TIMEOUT)
+    except GuestError as exc:
+        return f"sampler did not start: {exc}"
+    if res.exit_status != 0:
+        return f"sampler did not start: exit {res.exit_status}"
+    return None
+
+
+def stop(guest: Guest, raw: Path, workload: str, every: float,
+         pagesize: int | None) -> tuple[list[Metric], list[str]]:
+    """Stop the sampler; save raw/samples-<workload>.txt and series-<workload>.json; its metrics."""
+    try:
+        res = guest.run(f"sh {SCRIPT} stop", timeout=TIMEOUT, limit=OUTPUT_LIMIT)
+    except GuestError as exc:
+        return [], [f"sampler did not stop: {exc}"]
+    if res.exit_status != 0:
+        return [], [f"sampler did not stop: exit {res.exit_status}"]
+    data = res.stdout
+    atomic.write_bytes(raw / f"samples-{workload}.txt", data)
+    series = sampler.parse(data, pagesize)
+    atomic.write_json(raw / f"series-{workload}.json", sampler.to_json(series, every))
+    return sampler.metrics(series, workload), [f"sampler: {p}" for p in series.problems]
