@@ -16,15 +16,22 @@ from pathlib import Path
 _NAME = re.compile(r"^kharness-[a-z]+-(\d+)-")
 
 
-def make(kind: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"kharness-{kind}-{os.getpid()}-"))
+# Scratch disks go to memory when they are small: when a long workload's
+# random writes sit in the host's page cache as dirty pages of a file on disk,
+# deleting the images makes QEMU's exit wait 10-14 s for writeback (seen here).
+MEMORY_ROOT = Path("/dev/shm")  # noqa: S108 (mkdtemp below makes a private 0700 directory)
+
+
+def make(kind: str, in_memory: bool = False) -> Path:
+    root = MEMORY_ROOT if in_memory and os.access(MEMORY_ROOT, os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix=f"kharness-{kind}-{os.getpid()}-", dir=root))
 
 
 def sweep() -> list[Path]:
     """Remove the temporary directories of kharness processes that no longer exist."""
     removed = []
-    root = Path(tempfile.gettempdir())
-    for path in root.glob("kharness-*-*-*"):
+    roots = {Path(tempfile.gettempdir()), MEMORY_ROOT}
+    for path in (p for root in roots for p in root.glob("kharness-*-*-*")):
         m = _NAME.match(path.name)
         if m is None or not path.is_dir() or _alive(int(m.group(1))):
             continue

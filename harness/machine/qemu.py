@@ -30,6 +30,7 @@ from harness.machine.arches import ArchPreset, preset
 log = logging.getLogger(__name__)
 
 PORT_TRIES = 5
+MEMORY_DISKS_MIB = 4096  # scratch disks up to this total live in /dev/shm (tmpdirs)
 CONSOLE_SCAN_BYTES = 64 * 1024 * 1024  # stop reading a console that floods beyond this
 
 
@@ -187,6 +188,7 @@ class QemuMachine:
         self.started_at = 0.0
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmp: Path | None = None
+        self._disks: Path | None = None
         self._scan_offset = 0
 
     def __enter__(self) -> QemuMachine:
@@ -210,6 +212,8 @@ class QemuMachine:
                              f"install {self.arch.debian_package} (./setup.sh does)")
         # Unix socket paths are limited to 108 bytes: keep them in a short temp dir.
         self._tmp = tmpdirs.make("qemu")
+        small = sum(d.size_mib for d in self.spec.disks) <= MEMORY_DISKS_MIB
+        self._disks = tmpdirs.make("disks", in_memory=small)
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(PORT_TRIES):
             self.ssh_port = free_port()
@@ -230,7 +234,8 @@ class QemuMachine:
         self._scan_offset = 0
         qmp = self._tmp / "qmp.sock"
         qmp.unlink(missing_ok=True)
-        self.argv = build_argv(self.spec, self.arch, self.console_log, qmp, self.ssh_port, self._tmp)
+        assert self._disks is not None
+        self.argv = build_argv(self.spec, self.arch, self.console_log, qmp, self.ssh_port, self._disks)
         stderr = (self._tmp / "qemu.stderr").open("wb")
         self.started_at = time.monotonic()
         self._proc = subprocess.Popen(
@@ -348,9 +353,10 @@ class QemuMachine:
                     self._proc.kill()
                     self._proc.wait()
             self._proc = None
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        for tmp in (self._tmp, self._disks):
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        self._tmp = self._disks = None
 
     def kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

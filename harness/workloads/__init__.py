@@ -10,6 +10,8 @@ Script contract (runs in the guest under busybox sh):
 - parameters arrive as environment variables `KH_<PARAM>` (upper case);
 - devices are found by serial: `KH_DEV_<ID>` holds the guest path of the
   device whose `id` the declaration gives (e.g. KH_DEV_SCRATCH=/dev/vda);
+  a virtio-net device gets `KH_NET_<ID>` instead: key=value words (mac,
+  addr, peer and the traffic peer's ports) for the second NIC;
 - `programs:` names guest programs beyond busybox the script needs (fio);
 - each metric is one stdout line `metric <name> <value>`; other lines are kept
   as the workload's raw output; a non-zero exit is a workload failure.
