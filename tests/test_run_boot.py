@@ -129,7 +129,8 @@ matrix:
     t = threading.Thread(target=killer)
     t.start()
     started = time.monotonic()
-    rc = main(["run", "-q", str(tmp_path / "c.yaml"), "-o", str(tmp_path / "out")])
+    # --jobs 1: the killer takes the first QEMU it sees, which must be the first cell's.
+    rc = main(["run", "-q", "--jobs", "1", str(tmp_path / "c.yaml"), "-o", str(tmp_path / "out")])
     t.join()
     assert killed, "the first guest never got to its workload"
     run = load_run(tmp_path / "out")

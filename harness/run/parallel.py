@@ -17,6 +17,7 @@ raises RepInterrupted and records nothing, so --resume runs it again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -57,6 +58,7 @@ def _cpu_count() -> int:
 
 
 def _mem_available_mib(meminfo: Path = Path("/proc/meminfo")) -> int:
+    """MemAvailable, not MemFree: page cache the kernel can drop counts as room for guests."""
     try:
         for line in meminfo.read_text().splitlines():
             if line.startswith("MemAvailable:"):
@@ -183,10 +185,8 @@ class GuestStopper:
         sig = signal.SIGKILL if forced or now - self.first > TERM_GRACE else signal.SIGTERM
         pids = qemu_children()
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)  # a zombie ignores it; only its own thread reaps it
-            except ProcessLookupError:
-                pass
         return len(pids)
 
 
@@ -202,6 +202,8 @@ class Executed:
 
 @dataclass
 class _Scheduler:
+    """The main thread's bookkeeping: only it starts threads and reads results, so no locks here."""
+
     rep_fn: RepFn
     budget: Budget
     stop: Stop
@@ -211,6 +213,8 @@ class _Scheduler:
     threads: dict[RepKey, threading.Thread] = field(default_factory=dict)
     done: queue.Queue[tuple[RepKey, RepRecord | BaseException | None]] = field(default_factory=queue.Queue)
     result: Executed = field(default_factory=Executed)
+    stopper: GuestStopper = field(default_factory=GuestStopper)
+    stopped_at: float | None = None
 
     def launch(self) -> None:
         while self.pending and not self.stop() and self.budget.admits(list(self.running.values()),
@@ -225,6 +229,7 @@ class _Scheduler:
             t.start()
 
     def _work(self, cell: Cell, rep: int) -> None:
+        """The thread body: its guest is started and closed here, whatever happens."""
         outcome: RepRecord | BaseException | None
         try:
             outcome = self.rep_fn(cell, rep)
@@ -235,6 +240,7 @@ class _Scheduler:
         self.done.put(((cell.id, rep), outcome))
 
     def collect(self, timeout: float) -> None:
+        """Take one finished repetition; an exception from a thread (not a guest's fault) stops the run."""
         try:
             key, outcome = self.done.get(timeout=timeout)
         except queue.Empty:
@@ -251,32 +257,40 @@ class _Scheduler:
             self.stop.request(f"host error: {outcome}")
         self.progress.finished(cell, key[1], outcome if isinstance(outcome, RepRecord) else None)
 
+    def stopping(self) -> bool:
+        """Stop guests (again: a boot under way may start one); True when waiting is over."""
+        if self.stopped_at is None:
+            self.stopped_at = time.monotonic()
+            self.progress.note(f"stopping ({self.stop.reason}): stopping {len(self.running)} guest(s), "
+                               "keeping finished repetitions")
+            self.result.not_started = [(c.id, r) for c, r in self.pending]
+            self.pending.clear()
+        self.stopper.sweep(self.stop.forced)
+        return self.stop.forced or time.monotonic() - self.stopped_at > WORKER_GRACE
+
+    def abandon(self) -> None:
+        """After giving up waiting: what reported meanwhile counts, the rest was cut off."""
+        while not self.done.empty():
+            self.collect(0)
+        for key, cell in self.running.items():  # daemon threads: they end with the process
+            self.result.cut_off.append(key)
+            self.progress.finished(cell, key[1], None)
+        self.running.clear()
+        if self.stopped_at is not None:
+            self.stopper.sweep(forced=True)
+
 
 def execute(todo: Sequence[tuple[Cell, int]], rep_fn: RepFn, budget: Budget, stop: Stop,
             progress: Progress) -> Executed:
     """Run `todo` within `budget` until done or stopped; never raises for one repetition."""
     s = _Scheduler(rep_fn, budget, stop, progress, deque(todo))
-    stopper = GuestStopper()
-    stopped_at: float | None = None
     while s.pending or s.running:
         try:
-            if stop():
-                if stopped_at is None:
-                    stopped_at = time.monotonic()
-                    progress.note(f"stopping ({stop.reason}): stopping {len(s.running)} guest(s), "
-                                  "keeping finished repetitions")
-                    s.result.not_started = [(c.id, r) for c, r in s.pending]
-                    s.pending.clear()
-                stopper.sweep(stop.forced)
-                if stop.forced or time.monotonic() - stopped_at > WORKER_GRACE:
-                    break
+            if stop() and s.stopping():
+                break
             s.launch()
             s.collect(POLL)
         except KeyboardInterrupt:  # no handler installed (a library caller): same as SIGINT
             stop.request("SIGINT")
-    for key in s.running:  # threads abandoned after the grace: daemon, they die with the process
-        s.result.cut_off.append(key)
-        progress.finished(s.running[key], key[1], None)
-    if stopped_at is not None:
-        stopper.sweep(forced=True)
+    s.abandon()
     return s.result

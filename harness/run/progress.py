@@ -150,7 +150,8 @@ class Lines(Tracker):
     def finished(self, cell: Cell, rep: int, record: RepRecord | None) -> None:
         super().finished(cell, rep, record)
         with self.lock:
-            self._say(f"{label(cell, rep)}: {_outcome(record)}" + (f" (ETA {clock(e)})" if (e := self.eta()) else ""))
+            eta = self.eta() if record is not None and self.done < self.total else None
+            self._say(f"{label(cell, rep)}: {_outcome(record)}" + (f" (ETA {clock(eta)})" if eta else ""))
 
     def note(self, text: str) -> None:
         with self.lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -14,7 +15,8 @@ STYLE = {"pass": "green", "fail": "red", "error": "magenta", "skipped": "yellow"
 
 
 def print_summary(run_dir: Path, records: list[RepRecord], console: Console | None = None) -> None:
-    console = console or Console(stderr=False)
+    # Not a terminal (a CI log): wide enough that a row stays one line.
+    console = console or Console(stderr=False, width=None if sys.stdout.isatty() else 200)
     loaded = {(r.record.cell_id, r.record.rep): r for r in results.load_run(run_dir).reps}
     table = Table(title=f"kharness: {run_dir}", show_lines=False)
     for col in ("cell", "rep", "status", "boot s", "minalign", "slab kmalloc", "bounces", "reason"):
