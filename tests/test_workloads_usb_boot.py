@@ -1,0 +1,34 @@
+"""usb-storage behind qemu-xhci, for real, on Debian's generic arm64 kernel
+(the cloud flavour has no USB): I/O moves, and only the non-coherent guest
+bounces, and then only small SCSI/USB buffers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.results import load_run
+
+pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("usb")]
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_usb_storage_bounces_only_small_buffers_and_only_non_coherent(tmp_path: Path) -> None:
+    rc = main(["run", "-q", str(CONFIGS / "usb.yaml"), "-o", str(tmp_path / "out")])
+    run = load_run(tmp_path / "out")
+    by_coherent = {r.record.axes["dma_coherent"]: r for r in run.reps}
+    assert rc == 0, [r.record.reason for r in run.reps]
+    for rep in run.reps:
+        m = {x.key: x.value for x in rep.metrics}
+        assert m["usb-storage:usb.requests"] == 1000
+        assert m["usb-storage:usb.read.seconds"] > 0
+    coherent = {x.key: x.value for x in by_coherent[True].metrics}
+    assert coherent["usb-storage:swiotlb.bounces"] == 0
+    nc = {x.key: x.value for x in by_coherent[False].metrics}
+    assert nc["usb-storage:swiotlb.bounces"] > 0
+    sizes = [int(k.rsplit("size-", 1)[1]) for k, v in nc.items()
+             if k.startswith("usb-storage:swiotlb.bounces.size-") and v > 0]
+    assert sizes and max(sizes) < 128  # small classes only: no data buffer bounces
