@@ -1,7 +1,12 @@
 #!/bin/sh
 # dd-direct: O_DIRECT writes, then reads, over the scratch disk; times each.
 set -eu
-dev=${KH_DEV_SCRATCH:?no scratch disk}
+# KH_DISK names the device id of the declaration (scratch by default), so
+# other workloads (usb-storage) run this script on their own disk.
+disk=$(echo "${KH_DISK:-scratch}" | tr 'a-z' 'A-Z')
+case "$disk" in *[!A-Z0-9]*|'') echo "bad disk id $disk" >&2; exit 2 ;; esac
+eval "dev=\${KH_DEV_$disk:-}"
+[ -n "$dev" ] || { echo "no disk $disk" >&2; exit 2; }
 bs=${KH_BLOCK_SIZE:-4096}
 count=${KH_COUNT:-2000}
 

@@ -23,8 +23,8 @@ def test_usb_storage_bounces_only_small_buffers_and_only_non_coherent(tmp_path: 
     assert rc == 0, [r.record.reason for r in run.reps]
     for rep in run.reps:
         m = {x.key: x.value for x in rep.metrics}
-        assert m["usb-storage:usb.requests"] == 1000
-        assert m["usb-storage:usb.read.seconds"] > 0
+        assert m["usb-storage:dd.requests"] == 1000
+        assert m["usb-storage:dd.read.seconds"] > 0
     coherent = {x.key: x.value for x in by_coherent[True].metrics}
     assert coherent["usb-storage:swiotlb.bounces"] == 0
     nc = {x.key: x.value for x in by_coherent[False].metrics}

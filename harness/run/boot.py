@@ -96,7 +96,8 @@ def initrd_for(kernel: Kernel, workloads: list[Workload], tmp: Path,
     elif kernel.config is None:
         raise UsageError(f"kernel {kernel.name} has no modules and no config",
                          "give modules: (or config: if the drivers are built in)")
-    scripts = [BUILTIN_DIR / s for s in CORE_SCRIPTS] + [wl.script for wl in workloads]
+    # Two workloads may share a script (usb-storage runs dd-direct.sh): carry it once.
+    scripts = list(dict.fromkeys([BUILTIN_DIR / s for s in CORE_SCRIPTS] + [wl.script for wl in workloads]))
     layers.append(build_run_layer(tmp / "run.cpio", [client.public_line], host.path, scripts))
     return assemble(layers, tmp / "initrd.cpio"), facts
 
