@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from harness.errors import UsageError
 from harness.model import Metric, TestResult
+from harness.run.expect import OPS  # the same comparisons as a config's expectations
 
 Verdict = Literal["good", "bad", "untestable"]
 VERDICTS: tuple[Verdict, ...] = ("good", "bad", "untestable")
@@ -40,10 +40,6 @@ RULE_HELP = {
     "all": "bad only if every repetition is bad",
 }
 
-OPS: dict[str, Callable[[float, float], bool]] = {
-    "==": operator.eq, "!=": operator.ne, "<=": operator.le,
-    ">=": operator.ge, "<": operator.lt, ">": operator.gt,
-}
 _METRIC = r"(?:(?P<workload>[a-z0-9][a-z0-9_-]*):)?(?P<metric>[a-z][a-z0-9_]*(?:\.[a-z0-9_-]+)+)"
 METRIC_RE = re.compile(_METRIC)
 EXPR_RE = re.compile(rf"\s*{_METRIC}\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<value>\S+)\s*")
