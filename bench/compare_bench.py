@@ -14,6 +14,7 @@ import argparse
 import json
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,10 +23,14 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from harness.compare import cli, jsondoc, synth, text
+from harness.compare import cli, jsondoc, text
 from harness.compare.diff import Comparison, compare_runs
 from harness.compare.load import RunSamples, Selection, load_samples
 from harness.compare.rules import Rules
+
+# The synthetic result directories are the tests' fakes (tests/fakes/synth.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.fakes import synth
 
 TARGET_S = 2.0
 T = TypeVar("T")

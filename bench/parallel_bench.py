@@ -34,9 +34,9 @@ from multiprocessing import Process, Queue
 from pathlib import Path
 
 from harness.config.load import Config, load
+from harness.machine.guest import Booted
 from harness.model import Cell
 from harness.run.boot import boot_cell
-from harness.run.cell import Booted
 from harness.run.runner import RunOptions, RunOutcome, run
 
 TARGET_RATIO = 0.6
@@ -69,8 +69,8 @@ def real_boot(config: Config) -> BootFn:
 def fake_boot(seconds: float) -> BootFn:
     """FAKE: sleeps like a real boot + workload, then a fake guest answers from captured output."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from harness.machine.fake import fake_boot as make_fake
-    from tests.runfakes import guest_factory
+    from tests.fakes.guest import fake_boot as make_fake
+    from tests.fakes.runs import guest_factory
 
     inner = make_fake(guest_factory())
 

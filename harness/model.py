@@ -6,6 +6,7 @@ so each stage's output can be written to disk and read back by the next.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +19,17 @@ DEBIAN_ARCH: dict[str, str] = {"arm64": "arm64", "x86_64": "amd64"}
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 Status = Literal["pass", "fail", "error", "skipped", "interrupted"]
-STATUSES: tuple[Status, ...] = ("pass", "fail", "error", "skipped", "interrupted")
+# The one order of statuses, worst first, used wherever several are summed up
+# into one (a repetition's testcases, a cell's repetitions, a run, a merge, a
+# comparison): not finished, then the harness's fault, then the kernel's. An
+# unknown is never reported as a pass.
+STATUS_ORDER: tuple[Status, ...] = ("interrupted", "error", "fail", "pass", "skipped")
+
+
+def worst(statuses: Iterable[str]) -> Status | None:
+    """The worst of `statuses` by STATUS_ORDER; None if there is none (or none known)."""
+    seen = set(statuses)
+    return next((s for s in STATUS_ORDER if s in seen), None)
 
 MetricKind = Literal["counter", "gauge"]
 Better = Literal["higher", "lower", "neutral"]

@@ -22,7 +22,7 @@ from typing import Any
 
 from harness import atomic
 from harness.errors import ResultsError
-from harness.model import STATUSES, Metric, TestResult
+from harness.model import STATUS_ORDER, Metric, TestResult
 
 RESULT_FORMAT = 1
 CELL_FILE = "cell.json"
@@ -121,7 +121,7 @@ def load_record(path: Path) -> RepRecord:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ResultsError(f"{path / CELL_FILE}: malformed ({exc})", "rerun that cell") from exc
-    if rec.status not in STATUSES:
+    if rec.status not in STATUS_ORDER:
         raise ResultsError(f"{path / CELL_FILE}: unknown status {rec.status!r}", "rerun that cell")
     return rec
 

@@ -12,7 +12,7 @@ from harness.bisect import cli as bisect_cli
 from harness.bisect import state as st
 from harness.model import Cell
 from harness.results import load_run
-from tests.bisectfakes import FakeBooter, parse
+from tests.fakes.bisect import FakeBooter, parse
 
 CONFIG = """
 name: fakebisect

@@ -11,8 +11,8 @@ from harness.bisect import cells, keys
 from harness.config.load import Config, load
 from harness.config.settings import AXES
 from harness.errors import ConfigError, UsageError
-from harness.kernel import fake
 from harness.model import Cell, KernelSource
+from tests.fakes import kernels as fake
 
 CONFIG = """
 name: keys

@@ -11,9 +11,9 @@ from harness import cli
 from harness.bisect import build as kbuild
 from harness.bisect import check
 from harness.errors import InfraError
-from harness.kernel import fake
 from harness.model import Cell
-from tests.bisectfakes import FakeBooter, parse
+from tests.fakes import kernels as fake
+from tests.fakes.bisect import FakeBooter, parse
 
 CONFIG = """
 name: fakecheck

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from harness.cli import main
-from harness.compare import synth
-from harness.compare.synth import SynthCell, SynthMetric
+from tests.fakes import synth
+from tests.fakes.synth import SynthCell, SynthMetric
 
 NOISE = 0.005  # 0.5%: a quiet metric
 

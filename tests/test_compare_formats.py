@@ -11,9 +11,9 @@ import xmlschema
 from junitparser import Failure, JUnitXml, Skipped
 
 from harness.cli import main
-from harness.compare import synth
 from harness.compare.plots import Chart, Series
 from harness.compare.svg import bar_chart, compact
+from tests.fakes import synth
 
 XSD = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "junit-10.xsd"
 SHARED_XSD = XSD if XSD.exists() else Path("/work/shared/schemas/junit-10.xsd")

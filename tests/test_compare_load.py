@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.compare import fastread, synth
+from harness.compare import fastread
 from harness.compare.load import Selection, load_samples
 from harness.errors import ResultsError
+from tests.fakes import synth
 
 
 @pytest.fixture

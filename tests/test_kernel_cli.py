@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UsageError
-from harness.kernel import cli, fake
+from harness.kernel import cli
 from harness.model import Kernel, KernelSource
+from tests.fakes import kernels as fake
 
 
 @pytest.fixture(autouse=True)

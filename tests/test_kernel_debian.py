@@ -13,10 +13,11 @@ import pytest
 
 from harness import cache
 from harness.errors import InfraError, UsageError
-from harness.kernel import debian, fake
+from harness.kernel import debian
 from harness.kernel.apt import PrivateApt
 from harness.kernel.debian import Resolution
 from harness.model import DebianSource
+from tests.fakes import kernels as fake
 
 SRC = DebianSource(suite="trixie", package="linux-image-cloud-arm64", arch="arm64")
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UsageError
-from harness.kernel import compression, fake
+from harness.kernel import compression
 from harness.kernel.image import bootable, identify
+from tests.fakes import kernels as fake
 
 DATA = Path(__file__).parent / "data" / "kernel"
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UsageError
-from harness.kernel import fake, kconfig
+from harness.kernel import kconfig
 from harness.model import Kernel
+from tests.fakes import kernels as fake
 
 DATA = Path(__file__).parent / "data" / "kernel"
 

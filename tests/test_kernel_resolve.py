@@ -10,12 +10,13 @@ import pytest
 
 from harness import cache
 from harness.errors import UsageError
-from harness.kernel import debian, fake
+from harness.kernel import debian
 from harness.kernel import resolve as resolve_mod
 from harness.kernel.apt import PackageGone
 from harness.kernel.debian import Resolution
 from harness.kernel.resolve import resolve
 from harness.model import DebianSource, KernelSource
+from tests.fakes import kernels as fake
 
 RELEASE = "6.12.0-fake-arm64"
 

@@ -12,10 +12,10 @@ from junitparser import JUnitXml
 
 from harness.config.load import load
 from harness.errors import GuestError, InfraError
-from harness.machine.fake import fake_boot
 from harness.results import load_run
 from harness.run.runner import RunOptions, run
-from tests.runfakes import guest_factory, workload
+from tests.fakes.guest import fake_boot
+from tests.fakes.runs import guest_factory, workload
 
 SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "junit-10.xsd"
 

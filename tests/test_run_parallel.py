@@ -16,14 +16,14 @@ from rich.console import Console
 
 from harness.config.load import Config, load
 from harness.errors import EXIT_INTERRUPTED, InfraError
-from harness.machine.fake import fake_boot
+from harness.machine.guest import Booted
 from harness.model import Cell, KernelSource
 from harness.results import RepRecord, load_run
 from harness.run import parallel, progress
-from harness.run.cell import Booted
 from harness.run.parallel import Budget, Stop
 from harness.run.runner import RunOptions, RunOutcome, run
-from tests.runfakes import guest_factory
+from tests.fakes.guest import fake_boot
+from tests.fakes.runs import guest_factory
 
 PANIC = "[    1.0] Kernel panic - not syncing: fake\nKHARNESS-READY release=6.12.0-fake\n"
 BootFn = Callable[[Cell, Path], AbstractContextManager[Booted]]

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from harness.collect import derived
 from harness.config.load import load
-from harness.machine.fake import fake_boot, ok
 from harness.machine.ssh import CommandResult
 from harness.results import load_run
 from harness.run.runner import RunOptions, RunOutcome, run
 from harness.workloads import load as load_workload
-from tests.runfakes import guest_factory, snapshot_text
+from tests.fakes.guest import fake_boot, ok
+from tests.fakes.runs import guest_factory, snapshot_text
 
 REAL = Path(__file__).parent / "data" / "real"
 NONCOHERENT = REAL / "trixie-arm64-noncoherent"
@@ -73,7 +73,7 @@ class Guest:
 def run_fake(tmp_path: Path, guest: Guest) -> RunOutcome:
     (tmp_path / "c.yaml").write_text(CONFIG)
     make = guest_factory(guest)
-    return run(load(tmp_path / "c.yaml"), RunOptions(output=tmp_path / "out"), fake_boot(make))  # type: ignore[arg-type]
+    return run(load(tmp_path / "c.yaml"), RunOptions(output=tmp_path / "out"), fake_boot(make))
 
 
 def test_fio_report_becomes_metrics_and_bounces_per_io(tmp_path: Path) -> None:

@@ -17,9 +17,9 @@ from harness import results
 from harness.bisect.judge import Decision, Judge, RepVerdict, RepView, Rule, Verdict, decide, judge_rep
 from harness.config.load import Config
 from harness.errors import EXIT_INTERRUPTED, KharnessError
+from harness.machine.guest import BootFn
 from harness.results import RepRecord
 from harness.run.boot import boot_cell
-from harness.run.cell import BootFn
 from harness.run.parallel import Stop
 from harness.run.progress import Progress
 from harness.run.runner import RunOptions, run

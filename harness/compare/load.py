@@ -24,6 +24,7 @@ from typing import Any
 from harness import results
 from harness.compare import fastread
 from harness.errors import ResultsError, UsageError
+from harness.model import worst
 
 # Usable repetitions: a failed one is the kernel's result (often the very
 # thing looked at, e.g. a failed "no bounces" expectation), so its metrics
@@ -57,16 +58,12 @@ class CellSamples:
     @property
     def status(self) -> str:
         """The cell's status over its reps: the worst one, "pass" only if all passed."""
-        seen = set(self.statuses.values())
-        for s in ("fail", "error", "interrupted", "pass"):
-            if s in seen:
-                return s
-        return "skipped" if seen else "unfinished"
+        return worst(self.statuses.values()) or "unfinished"
 
     def status_text(self) -> str:
         n = len(self.statuses)
-        worst = sum(1 for s in self.statuses.values() if s == self.status)
-        text = f"{self.status} {worst}/{n}" if n else "unfinished"
+        count = sum(1 for s in self.statuses.values() if s == self.status)
+        text = f"{self.status} {count}/{n}" if n else "unfinished"
         return f"{text}, {len(self.unfinished)} unfinished" if self.unfinished else text
 
 

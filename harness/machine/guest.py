@@ -1,14 +1,19 @@
-"""The VM contract the runner uses: boot, run a command, copy, console, close.
+"""The boot contract: a booted guest that runs commands, and how a boot hands it over.
 
-`QemuGuest` is the real one (QEMU + SSH); `harness.machine.fake.FakeGuest`
-runs guest scripts on the host for fast unit tests of the runner's logic.
+`Guest` is what the runner talks to: run a command (bounded output), tell
+whether it is alive, describe itself for cell.json, close. `BootFn` is how a
+runner gets one: a context manager that boots a cell and yields `Booted`.
+`QemuGuest` is the real backend (QEMU + SSH, booted by harness.run.boot); the
+tests' fake guest (tests/fakes/guest.py) plugs in through the same BootFn.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -16,6 +21,7 @@ from typing import Protocol
 from harness.errors import GuestError
 from harness.machine.qemu import MachineSpec, QemuMachine
 from harness.machine.ssh import DEFAULT_OUTPUT_LIMIT, CommandResult, GuestShell
+from harness.model import Cell
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,18 @@ class Guest(Protocol):
     def describe(self) -> dict[str, object]: ...
 
     def close(self) -> None: ...
+
+
+@dataclass
+class Booted:
+    """What a boot function hands back: the guest plus facts for cell.json."""
+
+    guest: Guest
+    kernel: dict[str, object] = field(default_factory=dict)
+    boot_seconds: float = 0.0
+
+
+BootFn = Callable[[Cell, Path], AbstractContextManager[Booted]]
 
 
 @dataclass(frozen=True)

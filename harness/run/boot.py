@@ -23,10 +23,9 @@ from harness.kernel.resolve import resolve
 from harness.machine import accel as accel_mod
 from harness.machine import dtb, traffic
 from harness.machine.arches import preset
-from harness.machine.guest import Access, QemuGuest
+from harness.machine.guest import Access, Booted, QemuGuest
 from harness.machine.qemu import Disk, MachineSpec, Nic
 from harness.model import Cell, Kernel
-from harness.run.cell import Booted
 from harness.workloads import BUILTIN_DIR, Workload
 from harness.workloads import load as load_workload
 

@@ -13,7 +13,6 @@ import logging
 import shlex
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +21,9 @@ from harness.collect import console as console_scan
 from harness.collect import derived
 from harness.collect import snapshot as snap
 from harness.errors import GuestError, KharnessError
-from harness.machine.guest import Guest
+from harness.machine.guest import BootFn, Guest
 from harness.machine.qemu import traffic_env
-from harness.model import Cell, Metric, Status, TestResult
+from harness.model import Cell, Metric, Status, TestResult, worst
 from harness.results import RepRecord
 from harness.run import expect, sampling
 from harness.workloads import Workload
@@ -36,16 +35,6 @@ SNAPSHOT_TIMEOUT = 60.0
 RAW_OUTPUT_LIMIT = 8 * 1024 * 1024
 
 
-@dataclass
-class Booted:
-    """What a boot function hands back: the guest plus facts for cell.json."""
-
-    guest: Guest
-    kernel: dict[str, object] = field(default_factory=dict)
-    boot_seconds: float = 0.0
-
-
-BootFn = Callable[[Cell, Path], AbstractContextManager[Booted]]
 Progress = Callable[[str], None]
 
 
@@ -279,13 +268,8 @@ def _judge(state: _Rep) -> None:
 
 
 def _status(tests: list[TestResult]) -> str:
-    statuses = {t.status for t in tests}
-    if not tests:
-        return "error"
-    for s in ("interrupted", "error", "fail"):
-        if s in statuses:
-            return s
-    return "pass" if "pass" in statuses else "skipped"
+    """A repetition with no testcase at all is not known to be good: error."""
+    return worst(t.status for t in tests) or "error"
 
 
 def _reason(tests: list[TestResult]) -> str:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from harness.config.load import load
 from harness.errors import UsageError
+from harness.machine.guest import Booted
 from harness.model import Cell
 from harness.run import shard, summary
 from harness.run.boot import boot_cell
-from harness.run.cell import Booted
 from harness.run.parallel import Stop, on_signals
 from harness.run.progress import for_terminal
 from harness.run.resume import recorded_config, resume

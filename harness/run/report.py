@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import atomic
-from harness.model import Metric
+from harness.model import STATUS_ORDER, Metric
 from harness.results import RepRecord, RepResult, RunResult
 from harness.run import dotplot
 from harness.run.junit import KEY_METRICS
 
-STATUSES = ("pass", "fail", "error", "interrupted", "skipped")
 MAX_FAILURES = 60  # detailed; the rest are listed in the table
 OPEN_FAILURES = 8  # shown unfolded; the others one click away
 CONSOLE_LINES = 50
@@ -122,7 +121,7 @@ def _header(doc: dict[str, Any], path: Path) -> str:
 
 
 def _counts(records: list[RepRecord]) -> str:
-    counts = {s: sum(1 for r in records if r.status == s) for s in STATUSES}
+    counts = {s: sum(1 for r in records if r.status == s) for s in STATUS_ORDER}
     parts = [f"{_chip(s)} {n}" for s, n in counts.items() if n]
     return f"<p>{len(records)} repetitions: {' '.join(parts) or 'none'}</p>"
 

@@ -17,8 +17,8 @@ from typing import Any
 from harness import results
 from harness.config.load import Config
 from harness.errors import UsageError
+from harness.machine.guest import BootFn
 from harness.run import runner, shard
-from harness.run.cell import BootFn
 from harness.run.parallel import Stop
 from harness.run.progress import Progress, Silent
 from harness.run.runner import RunOptions, RunOutcome

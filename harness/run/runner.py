@@ -30,10 +30,11 @@ from typing import Any
 from harness import __version__, atomic, results
 from harness.config.load import Config
 from harness.errors import EXIT_FAILURES, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from harness.model import Cell, TestResult
+from harness.machine.guest import BootFn
+from harness.model import Cell, TestResult, worst
 from harness.results import RepRecord, RunResult
 from harness.run import junit, parallel, report, shard
-from harness.run.cell import BootFn, run_repetition
+from harness.run.cell import run_repetition
 from harness.run.parallel import Budget, Stop
 from harness.run.progress import Progress, Silent
 from harness.workloads import Workload
@@ -221,12 +222,6 @@ def unfinished_reason(doc: dict[str, Any], run_dir: Path) -> str:
     return f"no cell.json on disk; {resume}"
 
 
-def worst(statuses: list[str]) -> str | None:
-    """One status for several repetitions: the worst, as cell.py orders them."""
-    for s in ("interrupted", "error", "fail", "pass", "skipped"):
-        if s in statuses:
-            return s
-    return None
 
 
 def _workloads(config: Config) -> dict[str, Workload]:

@@ -9,9 +9,9 @@ import pytest
 
 from harness import results
 from harness.cli import main
-from harness.machine.fake import fake_boot
 from harness.results import load_record
-from tests.runfakes import guest_factory, workload
+from tests.fakes.guest import fake_boot
+from tests.fakes.runs import guest_factory, workload
 
 DD_OK = b"metric dd.requests 4000\n"
 

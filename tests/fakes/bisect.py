@@ -10,10 +10,10 @@ from pathlib import Path
 from harness.bisect.trial import Booter
 from harness.cli import build_parser
 from harness.config.load import Config
-from harness.machine.fake import fake_boot
+from harness.machine.guest import Booted
 from harness.model import Cell
-from harness.run.cell import Booted
-from tests.runfakes import guest_factory, workload
+from tests.fakes.guest import fake_boot
+from tests.fakes.runs import guest_factory, workload
 
 Physics = Callable[[Cell], int]  # the bounces a cell's dd-direct reports
 

@@ -1,4 +1,4 @@
-"""Synthetic kernel files: just enough header for `identify`, for tests and dry runs.
+"""FAKE: synthetic kernel files, just enough header for `identify`, for unit tests.
 
 Real kernels are tens of megabytes and come from the network; these are a
 few kilobytes, built from the same layouts image.py reads (see its

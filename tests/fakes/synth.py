@@ -1,4 +1,4 @@
-"""Synthetic result directories for tests and benchmarks.
+"""FAKE: synthetic result directories for unit tests and benchmarks.
 
 A directory is written exactly as `kharness run` writes one: through
 `harness.results` (write_metrics, then write_record, which marks a repetition
@@ -25,7 +25,7 @@ from typing import Any
 from harness import atomic, results
 from harness.collect import catalogue
 from harness.config import identity
-from harness.model import Better, Metric, MetricKind, Status
+from harness.model import Better, Metric, MetricKind, Status, worst
 
 SIZE_CLASSES = ("8", "16", "32", "64", "96", "128", "192", "256", "512", "1k", "2k", "4k", "8k")
 BOUNCE_SIZES = ("1", "8", "16", "32", "96")
@@ -124,10 +124,7 @@ def _draw(m: SynthMetric, rep: int, rng: random.Random) -> Metric:
 
 def _cell_status(cell: SynthCell) -> str:
     statuses = {cell.status(r) for r in range(cell.reps) if r not in cell.unfinished}
-    for s in ("fail", "error", "interrupted"):
-        if s in statuses:
-            return s
-    return "pass" if statuses else "interrupted"
+    return worst(statuses) or "interrupted"
 
 
 def planted(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.machine.fake import FakeGuest, Responder, ok
 from harness.machine.ssh import CommandResult
+from tests.fakes.guest import FakeGuest, Responder, ok
 
-REAL = Path(__file__).parent / "data" / "real"
+REAL = Path(__file__).parent.parent / "data" / "real"
 
 
 def snapshot_text(kernel: str = "trixie-arm64", hist: str | None = None, uptime: float = 10.0) -> bytes:

@@ -1,4 +1,4 @@
-"""A fake guest for unit tests of the runner's logic: no QEMU, no SSH.
+"""FAKE: a guest for unit tests of the runner's logic: no QEMU, no SSH.
 
 It answers each command from a table of canned responses (the protocol
 boundary, as QEMU's python tests fake QMP), so tests can play a guest that
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import GuestError
+from harness.machine.guest import Booted, BootFn
 from harness.machine.ssh import DEFAULT_OUTPUT_LIMIT, CommandResult
 from harness.model import Cell
 
@@ -55,9 +56,8 @@ class FakeGuest:
         self.is_alive = False
 
 
-def fake_boot(make_guest: Callable[[Path], FakeGuest]) -> Callable[[Cell, Path], object]:
-    """A boot function for run_repetition/run that hands out fake guests."""
-    from harness.run.cell import Booted
+def fake_boot(make_guest: Callable[[Path], FakeGuest]) -> BootFn:
+    """A boot function (the same contract as harness.run.boot.boot_cell) that hands out fake guests."""
 
     @contextmanager
     def boot(cell: Cell, rep_path: Path) -> Iterator[Booted]:
