@@ -15,6 +15,7 @@ import pytest
 
 from harness.collect import catalogue, snapshot, swiotlb
 from harness.collect.snapshot import Sections, Snapshot
+from harness.run.snapshots import save_raw
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "collect"
@@ -230,7 +231,7 @@ def test_pagesize_refuses(text: str) -> None:
 
 def test_save_raw_writes_every_section_under_its_tag(tmp_path: Path) -> None:
     sections = snapshot.split(section("slabinfo", "a\n") + section("swiotlb/io_tlb_used", "3\n"))
-    written = snapshot.save_raw(sections, tmp_path / "raw", "before-dd-direct")
+    written = save_raw(sections, tmp_path / "raw", "before-dd-direct")
     assert written == [tmp_path / "raw/before-dd-direct/slabinfo",
                        tmp_path / "raw/before-dd-direct/swiotlb/io_tlb_used"]
     assert (tmp_path / "raw/before-dd-direct/swiotlb/io_tlb_used").read_text() == "3\n"
@@ -239,14 +240,14 @@ def test_save_raw_writes_every_section_under_its_tag(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["../x", "/etc/passwd", "A", "a/../../b"])
 def test_save_raw_refuses_unsafe_names(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="not safe"):
-        snapshot.save_raw({name: "x"}, tmp_path / "raw", "before")
+        save_raw({name: "x"}, tmp_path / "raw", "before")
     assert not (tmp_path / "raw").exists()
 
 
 @pytest.mark.parametrize("tag", ["", "..", "../up", "a/b", "-x", "Before"])
 def test_save_raw_refuses_bad_tags(tmp_path: Path, tag: str) -> None:
     with pytest.raises(ValueError, match="raw tag"):
-        snapshot.save_raw({"slabinfo": "x"}, tmp_path / "raw", tag)
+        save_raw({"slabinfo": "x"}, tmp_path / "raw", tag)
 
 
 def test_save_raw_never_follows_a_link_out(tmp_path: Path) -> None:
@@ -255,7 +256,7 @@ def test_save_raw_never_follows_a_link_out(tmp_path: Path) -> None:
     (tmp_path / "raw/before").mkdir(parents=True)
     (tmp_path / "raw/before/swiotlb").symlink_to(outside)
     with pytest.raises(ValueError, match="outside"):
-        snapshot.save_raw({"swiotlb/io_tlb_used": "1"}, tmp_path / "raw", "before")
+        save_raw({"swiotlb/io_tlb_used": "1"}, tmp_path / "raw", "before")
     assert list(outside.iterdir()) == []
 
 

@@ -76,6 +76,57 @@ def test_bad_yaml_names_the_key(tmp_path: Path, text: str, where: str, problem: 
     assert problem in str(err.value)
 
 
+def test_duplicate_pattern_is_refused(tmp_path: Path) -> None:
+    """YAML would silently keep the second: a rule the user wrote would never apply."""
+    path = tmp_path / "rules.yaml"
+    path.write_text("metrics:\n  'fio.*': {noise: 8%}\n  'fio.*': {noise: 2%}\n")
+    with pytest.raises(ConfigError) as err:
+        load_rules(path)
+    assert f"{path}:3: metrics: duplicate key 'fio.*' (first on line 2)" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    [
+        ("alpha: 0.05\nmetrics:\n  'fio.*': {noise_ab: 10}\n", ":3: metrics.fio.*.noise_ab",
+         "unknown key 'noise_ab' (did you mean 'noise_abs'?); allowed here: noise, noise_abs,"),
+        ("alpah: 0.01\n", ":1: alpah", "unknown key 'alpah' (did you mean 'alpha'?)"),
+        ("metrics:\n  'fio.*': {better: lowr}\n", ":2: metrics.fio.*.better", "(did you mean 'lower'?)"),
+    ],
+)
+def test_typo_key_names_its_line(tmp_path: Path, text: str, where: str, problem: str) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_rules(path)
+    assert f"{path}{where}: " in str(err.value) and problem in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    [
+        ("metrics:\n  'fio.*': 8%\n", ":2: metrics.fio.*", "must be a mapping, not a string '8%'"),
+        ("metrics: [fio.*]\n", ":1: metrics", "must be a mapping, not a list"),
+        ("min_samples: three\n", ":1: min_samples", "'three' must be a whole number >= 2"),
+        ("metrics:\n  x: {exact: yes please}\n", ":2: metrics.x.exact", "must be true or false"),
+    ],
+)
+def test_wrong_type_names_its_line(tmp_path: Path, text: str, where: str, problem: str) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_rules(path)
+    message = str(err.value)
+    assert f"{path}{where}: " in message and problem in message
+    assert message.count("; ") == 1, "one problem, then one fix"
+
+
+def test_empty_rules_file_is_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("# nothing overridden yet\n")
+    assert load_rules(path) == Rules()
+
+
 def test_missing_rules_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_rules(tmp_path / "nope.yaml")

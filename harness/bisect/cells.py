@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 
 from harness import atomic
-from harness.config.document import did_you_mean
 from harness.config.load import Config, load
+from harness.document import did_you_mean
 from harness.errors import UsageError
 from harness.kernel.defaults import DEFAULT_KERNELS
 from harness.model import Cell, Expectation, KernelSource, Timeouts

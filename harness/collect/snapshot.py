@@ -1,10 +1,11 @@
 """One reading of every guest source, from guest_scripts/kharness-snapshot.sh's output.
 
 The guest script prints all sources in one SSH round trip, each after a line
-`@@kharness-section <name>@@`, ending with the section `end`. The host:
+`@@kharness-section <name>@@`, ending with the section `end`. Pure functions,
+from the output's text to values (harness.run.snapshots runs the script and
+keeps each section under raw/<tag>/<name>):
 
     sections = split(output)                  # name -> text, problems noted
-    save_raw(sections, rep_dir / "raw", tag)  # raw/<tag>/<name>, as read
     snap = parse(sections)                    # parsed values + problems
     metrics(before_snap, snap, workload)      # -> list[Metric] (catalogue.py)
 
@@ -20,10 +21,8 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TypeVar
 
-from harness import atomic
 from harness.collect import catalogue, hist, meminfo, slabinfo, swiotlb, vmstat, whatif
 from harness.collect.text import ParseError, count, label, shorten
 from harness.model import Metric
@@ -38,7 +37,6 @@ MAX_SECTIONS = 256
 MAX_NAME = 128
 _DELIMITER = re.compile(r"@@kharness-section ([^@]{1,256})@@")
 _UNSAFE = re.compile(r"[^a-z0-9_./-]")
-_TAG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 # What a metric name may look like (dotted, e.g. slab.kmalloc-8.bytes), for
 # names that come from the guest, such as a workload's `metric NAME VALUE` lines.
 SAFE_METRIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -164,27 +162,6 @@ def split(data: str | bytes) -> Sections:
         else:
             splitter.add(line)
     return splitter.result()
-
-
-def save_raw(sections: Mapping[str, str], raw_dir: Path, tag: str) -> list[Path]:
-    """Write each section to raw_dir/<tag>/<name> atomically; the paths written.
-
-    `tag` is the host's (e.g. "before-dd-direct"); names come from split(),
-    and are checked again here: nothing is ever written outside raw_dir.
-    """
-    if not _TAG.fullmatch(tag) or ".." in tag:
-        raise ValueError(f"raw tag {tag!r}: use [a-z0-9_.-], starting with a letter or digit")
-    root = raw_dir.resolve()
-    written: list[Path] = []
-    for name, text in sections.items():
-        if safe_name(name) != name:
-            raise ValueError(f"section name {name!r} is not safe; take names from split()")
-        path = (root / tag / name).resolve()
-        if not path.is_relative_to(root):
-            raise ValueError(f"section {name!r} would be written outside {root}")
-        atomic.write_text(path, text)
-        written.append(path)
-    return written
 
 
 # --- parse ----------------------------------------------------------------

@@ -27,12 +27,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
-import yaml
-
+from harness import document
+from harness.document import Kind, Node, did_you_mean, mapping, named
 from harness.errors import ConfigError
 from harness.model import Better, MetricKind
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -118,45 +120,39 @@ class Rules:
         return rule
 
 
+RULES = Kind("rules file", "tests/data/compare/rules.yaml", may_be_empty=True)
+TOP_KEYS = ("alpha", "min_samples", "metrics")
 
 
 def load_rules(path: Path) -> Rules:
     """Read a rules YAML file: its metric patterns override the built-in settings."""
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read ({exc.strerror})", where=str(path)) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML ({exc})", where=str(path)) from exc
-    return parse_rules(doc if doc is not None else {}, str(path))
+    return parse_rules(document.load(path, RULES))
 
 
-def parse_rules(doc: Any, where: str) -> Rules:
-    if not isinstance(doc, dict):
-        raise ConfigError("expected a mapping with alpha, min_samples, metrics", where=where)
-    unknown = set(doc) - {"alpha", "min_samples", "metrics"}
-    if unknown:
-        raise ConfigError(f"unknown key {sorted(unknown)[0]!r}",
-                          "known: alpha, min_samples, metrics", where=where)
-    patterns = doc.get("metrics") or {}
-    if not isinstance(patterns, dict):
-        raise ConfigError("metrics: expected a mapping of pattern -> settings", where=where)
+def parse_rules(top: Node) -> Rules:
+    """The rules of a located document; ConfigError `file:line: key: problem; fix`."""
+    if not isinstance(top.value, dict):
+        raise top.error("expected a mapping with alpha, min_samples, metrics", f"see {RULES.example}")
+    keys = mapping(top, TOP_KEYS)
+    metrics = keys.get("metrics")
+    patterns: dict[str, Node] = {}
+    if metrics is not None and metrics.value is not None:  # `metrics:` with every pattern commented out
+        patterns = named(metrics, "{'fio.*.iops': {noise: 8%}}")
     return Rules(
-        overrides=tuple(_override(str(p), s, f"{where}: metrics.{p}") for p, s in patterns.items()),
-        alpha=_alpha(doc.get("alpha", 0.05), f"{where}: alpha"),
-        min_samples=_min_samples(doc.get("min_samples", 3), f"{where}: min_samples"),
+        overrides=tuple(_override(p, s) for p, s in patterns.items()),
+        alpha=_setting(keys.get("alpha"), _alpha, 0.05),
+        min_samples=_setting(keys.get("min_samples"), _min_samples, 3),
     )
 
 
-def _override(pattern: str, settings: Any, where: str) -> Override:
-    if not isinstance(settings, dict):
-        raise ConfigError("expected a mapping (noise, noise_abs, exact, better, unit, kind)",
-                          where=where)
-    for key in settings:
-        if key not in _RULE_KEYS:
-            raise ConfigError(f"unknown key {key!r}", f"known: {', '.join(sorted(_RULE_KEYS))}",
-                              where=where)
-    return Override(pattern, tuple((k, _PARSERS[k](v, f"{where}.{k}")) for k, v in settings.items()))
+def _override(pattern: str, node: Node) -> Override:
+    settings = mapping(node, _PARSERS, example="{noise: 5%, better: lower}")
+    return Override(pattern, tuple((k, _setting(v, _PARSERS[k], None)) for k, v in settings.items()))
+
+
+def _setting(node: Node | None, parse: Callable[[Any, str], T], default: T) -> T:
+    """A setting's value checked by `parse`, whose errors name the node's file:line and key."""
+    return default if node is None else parse(node.plain(), node.where)
 
 
 def parse_percent(value: Any, where: str) -> float:
@@ -169,25 +165,28 @@ def parse_percent(value: Any, where: str) -> float:
     except ValueError:
         raise ConfigError(f"{value!r} is not a percentage", "write it like 5%", where=where) from None
     if not math.isfinite(fraction) or fraction < 0:
-        raise ConfigError(f"{value!r} must be a finite percentage >= 0", where=where)
+        raise ConfigError(f"{value!r} must be a finite percentage >= 0", "write it like 5%", where=where)
     return fraction
 
 
 def _non_negative(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
-        raise ConfigError(f"{value!r} must be a number >= 0", where=where)
+        raise ConfigError(f"{value!r} must be a number >= 0", "give it in the metric's unit, e.g. 4096",
+                          where=where)
     return float(value)
 
 
 def _bool(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(f"{value!r} must be true or false", where=where)
+        raise ConfigError(f"{value!r} must be true or false", "write true or false", where=where)
     return value
 
 
-def _choice(value: Any, choices: tuple[Any, ...], where: str) -> Any:
+def _choice(value: Any, choices: tuple[str, ...], where: str) -> Any:
     if value not in choices:
-        raise ConfigError(f"{value!r} is not one of {', '.join(choices)}", where=where)
+        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+        raise ConfigError(f"{value!r} is not one of {', '.join(choices)}{hint}",
+                          f"write one of {', '.join(choices)}", where=where)
     return value
 
 
@@ -201,7 +200,7 @@ def _kind(value: Any, where: str) -> Any:
 
 def _unit(value: Any, where: str) -> str:
     if not isinstance(value, str):
-        raise ConfigError(f"{value!r} must be a string", where=where)
+        raise ConfigError(f"{value!r} must be a string", 'quote it, e.g. unit: "bytes"', where=where)
     return value
 
 
@@ -210,7 +209,6 @@ _PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "noise": parse_percent, "noise_abs": _non_negative, "exact": _bool,
     "better": _better, "kind": _kind, "unit": _unit,
 }
-_RULE_KEYS = set(_PARSERS)
 
 
 def _alpha(value: Any, where: str) -> float:

@@ -10,9 +10,9 @@ import re
 from collections.abc import Sequence
 from typing import Any, cast
 
-from harness.config.document import Node, items, mapping, number, string
 from harness.config.matrix import Draft, Pattern, matches, parse_pattern
 from harness.config.settings import Context
+from harness.document import Node, items, mapping, number, string
 from harness.model import Expectation
 
 KEYS = ("name", "metric", "op", "value", "workload", "when")

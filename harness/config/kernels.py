@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from harness.config.document import Node, mapping, named, string
 from harness.config.settings import arch, safe_name
+from harness.document import Node, mapping, named, string
 from harness.kernel.defaults import DEFAULT_KERNELS
 from harness.model import DEFAULT_MIRROR, DebianSource, KernelSource
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import expectations, matrix
-from harness.config.document import Node, display, items, mapping, parse, read, string
 from harness.config.kernels import parse_kernels
 from harness.config.settings import NAME_RULE, Context, is_safe_name, safe_name
+from harness.document import Node, display, items, mapping, parse, read, string
 from harness.model import Cell, Expectation, KernelSource
 
 VALUES = ("name", "description")  # the other top keys are sections

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.config import identity
-from harness.config.document import Node, items, mapping
 from harness.config.settings import (
     AXES,
     BUILTIN,
@@ -37,6 +36,7 @@ from harness.config.settings import (
     Context,
     timeouts,
 )
+from harness.document import Node, items, mapping
 from harness.model import KernelSource
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import workloads as workload_decls
-from harness.config.document import (
+from harness.document import (
     Node,
     boolean,
     did_you_mean,

@@ -25,13 +25,12 @@ from harness.machine.guest import BootFn, Guest
 from harness.machine.qemu import traffic_env
 from harness.model import Cell, Metric, Status, TestResult, worst
 from harness.results import RepRecord
-from harness.run import expect, sampling
+from harness.run import expect, sampling, snapshots
 from harness.workloads import Workload
 
 log = logging.getLogger(__name__)
 
 GUEST_SCRIPTS = "/kharness/scripts"
-SNAPSHOT_TIMEOUT = 60.0
 RAW_OUTPUT_LIMIT = 8 * 1024 * 1024
 
 
@@ -140,13 +139,7 @@ def _guest_setup(guest: Guest, state: _Rep) -> None:
 
 def _snapshot(guest: Guest, state: _Rep, tag: str) -> snap.Snapshot:
     t0 = time.monotonic()
-    res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-snapshot.sh", timeout=SNAPSHOT_TIMEOUT,
-                    limit=snap.MAX_TOTAL)
-    if res.timed_out or res.exit_status != 0:
-        raise GuestError(f"snapshot '{tag}' failed (exit {res.exit_status})", "see raw/ and console.log")
-    sections = snap.split(res.stdout)
-    snap.save_raw(sections, state.path / "raw", tag)
-    parsed = snap.parse(sections)
+    parsed = snapshots.take(guest, state.path / "raw", tag)
     state.timings[f"snapshot.{tag}"] = round(time.monotonic() - t0, 3)
     state.problems += [f"{tag}: {p}" for p in parsed.problems]
     return parsed

@@ -22,17 +22,31 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-import yaml
-
+from harness import document
+from harness.document import (
+    Kind,
+    Node,
+    did_you_mean,
+    integer,
+    items,
+    mapping,
+    named,
+    number,
+    string,
+    type_name,
+)
 from harness.errors import UsageError
 from harness.model import Better, MetricKind
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent.parent / "guest_scripts"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 DEVICE_KINDS = ("virtio-blk", "nvme", "virtio-net", "usb-storage")
-DECL_KEYS = {"description", "script", "devices", "params", "timeout", "metrics", "modules", "programs"}
+DECL_KEYS = ("description", "script", "devices", "params", "timeout", "metrics", "modules", "programs")
+DECL = Kind("workload declaration", "guest_scripts/dd-direct.yaml")
+_DEVICE_EXAMPLE = "{kind: virtio-blk, id: scratch, size_mib: 64}"
+_PARAM_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 @dataclass(frozen=True)
@@ -88,37 +102,110 @@ def load(name: str, dirs: tuple[Path, ...] = ()) -> Workload:
 
 
 def _parse(name: str, decl: Path) -> Workload:
-    try:
-        raw = yaml.safe_load(decl.read_text())
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{decl}: not valid YAML ({exc})".replace("\n", " "), "fix the declaration") from exc
-    if not isinstance(raw, dict):
-        raise UsageError(f"{decl}: a workload declaration is a mapping", "see guest_scripts/idle.yaml")
-    unknown = set(raw) - DECL_KEYS
-    if unknown:
-        raise UsageError(f"{decl}: unknown key(s) {', '.join(sorted(unknown))}",
-                         f"allowed: {', '.join(sorted(DECL_KEYS))}")
-    script = decl.parent / str(raw.get("script", f"{name}.sh"))
-    if not script.is_file() or script.parent != decl.parent:
-        raise UsageError(f"{decl}: script {script.name} not found beside it", "put the script next to the .yaml")
-    try:
-        devices = tuple(_device(d) for d in raw.get("devices") or ())
-        metrics = tuple(sorted((str(k), MetricDecl(**(v or {}))) for k, v in (raw.get("metrics") or {}).items()))
-        params = tuple(sorted((str(k), v) for k, v in (raw.get("params") or {}).items()))
-        timeout = float(raw["timeout"]) if raw.get("timeout") is not None else None
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise UsageError(f"{decl}: {exc}", "see guest_scripts/dd-direct.yaml for the format") from exc
+    """The declaration at `decl`; ConfigError `decl:line: problem; fix` for what is wrong."""
+    top = document.load(decl, DECL)
+    if not isinstance(top.value, dict):
+        raise top.error("a workload declaration is a mapping of keys", f"start from {DECL.example}")
+    # A key left empty (`devices:` with its items commented out) is absent.
+    keys = {k: v for k, v in mapping(top, DECL_KEYS).items() if v.value is not None}
     return Workload(
-        name=name, script=script, description=str(raw.get("description", "")), devices=devices,
-        params=params, timeout=timeout, metrics=metrics, modules=tuple(raw.get("modules") or ()),
-        programs=tuple(str(p) for p in raw.get("programs") or ()),
+        name=name,
+        script=_script(keys.get("script"), decl, f"{name}.sh", top),
+        description=string(keys["description"], "what it does") if "description" in keys else "",
+        devices=_devices(keys.get("devices")),
+        params=_params(keys.get("params")),
+        timeout=_timeout(keys["timeout"]) if "timeout" in keys else None,
+        metrics=_metrics(keys.get("metrics")),
+        modules=_words(keys.get("modules"), "virtio_rng"),
+        programs=_words(keys.get("programs"), "fio"),
     )
 
 
-def _device(d: Any) -> DeviceDecl:
-    if not isinstance(d, dict) or d.get("kind") not in DEVICE_KINDS:
-        raise ValueError(f"device {d!r}: kind must be one of {', '.join(DEVICE_KINDS)}")
-    dev = DeviceDecl(kind=str(d["kind"]), id=str(d.get("id", "scratch")), size_mib=int(d.get("size_mib", 256)))
-    if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", dev.id) or not 1 <= dev.size_mib <= 65536:
-        raise ValueError(f"device {d!r}: id is [a-z][a-z0-9]*, size_mib 1..65536")
-    return dev
+def _script(node: Node | None, decl: Path, default: str, top: Node) -> Path:
+    """The script, a file beside the declaration (the guest gets that folder's files)."""
+    script = decl.parent / (string(node, "idle.sh") if node is not None else default)
+    if script.parent != decl.parent or not script.is_file():
+        raise (node if node is not None else top).error(f"script {script.name} not found beside the declaration",
+                       "put the script next to the .yaml and name it here without a folder")
+    return script
+
+
+def _devices(node: Node | None) -> tuple[DeviceDecl, ...]:
+    found: list[DeviceDecl] = []
+    for item in items(node, _DEVICE_EXAMPLE) if node is not None else ():
+        dev = _device(item)
+        if any(d.id == dev.id for d in found):  # one serial, one KH_DEV_<ID>: which disk?
+            raise item.error(f"device id {dev.id!r} appears twice", "give each device its own id")
+        found.append(dev)
+    return tuple(found)
+
+
+def _device(node: Node) -> DeviceDecl:
+    keys = mapping(node, ("kind", "id", "size_mib"), ("kind",), _DEVICE_EXAMPLE)
+    dev_id = string(keys["id"], "scratch") if "id" in keys else "scratch"
+    if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", dev_id):
+        # It becomes a serial and part of an environment variable's name.
+        raise keys["id"].error(f"device id {dev_id!r} is not valid",
+                               "use a lower-case letter, then up to 15 letters or digits")
+    size = integer(keys["size_mib"], 1, 65536, " MiB", "64") if "size_mib" in keys else 256
+    return DeviceDecl(kind=_device_kind(keys["kind"]), id=dev_id, size_mib=size)
+
+
+def _device_kind(node: Node) -> str:
+    """A kind QEMU can attach for a workload."""
+    kind = string(node, "virtio-blk")
+    known = DEVICE_KINDS
+    if kind not in known:
+        raise node.error(f"unknown device kind {kind!r}{did_you_mean(kind, known)}",
+                         f"use one of {', '.join(known)}")
+    return kind
+
+
+def _params(node: Node | None) -> tuple[tuple[str, Any], ...]:
+    """Defaults of the parameters. Each reaches the guest as one variable KH_<PARAM>,
+    so a name is a lower-case identifier and a value a scalar."""
+    params = named(node, "{count: 2000}") if node is not None else {}
+    for key, child in params.items():
+        if not _PARAM_RE.fullmatch(key):
+            raise child.error(f"parameter name {key!r} is not valid",
+                              "use a lower-case letter, then letters, digits or _")
+        if isinstance(child.value, dict | list):
+            raise child.error(f"must be a string, number or boolean, not {type_name(child.plain())}",
+                              "give one value, e.g. count: 2000")
+    return tuple(sorted((k, v.value) for k, v in params.items()))
+
+
+def _timeout(node: Node) -> float:
+    seconds = number(node, "300")
+    if seconds <= 0:
+        raise node.error(f"timeout {seconds:g} s is not positive", "give seconds, e.g. 300")
+    return seconds
+
+
+def _metrics(node: Node | None) -> tuple[tuple[str, MetricDecl], ...]:
+    decls = named(node, "{dd.requests: {unit: requests, kind: counter}}") if node is not None else {}
+    return tuple(sorted((name, _metric(child)) for name, child in decls.items()))
+
+
+def _metric(node: Node) -> MetricDecl:
+    keys = mapping(node, ("unit", "kind", "better"), example="{unit: s, kind: gauge, better: lower}")
+    return MetricDecl(
+        unit=string(keys["unit"], "s") if "unit" in keys else "",
+        kind=_choice(keys["kind"], get_args(MetricKind)) if "kind" in keys else "gauge",
+        better=_choice(keys["better"], get_args(Better)) if "better" in keys else "neutral",
+    )
+
+
+def _choice(node: Node, choices: tuple[str, ...]) -> Any:
+    value = string(node, choices[0])
+    if value not in choices:
+        raise node.error(f"unknown value {value!r}{did_you_mean(value, choices)}",
+                         f"write one of {', '.join(choices)}")
+    return value
+
+
+def _words(node: Node | None, example: str) -> tuple[str, ...]:
+    """A list of names (modules, programs)."""
+    if node is None:
+        return ()
+    return tuple(string(item, example) for item in items(node, f"[{example}]"))

@@ -1,10 +1,19 @@
-"""The YAML document as a tree of located values.
+"""Every YAML file a user writes, as a tree of located values.
 
-A config is validated before anything runs, and every complaint must say
-where it is (`configs/x.yaml:12: defaults.swiotlb`). PyYAML's `safe_load`
+Configs, workload declarations and compare rules are validated before
+anything uses them, and every complaint must say where it is
+(`configs/x.yaml:12: defaults.swiotlb: ...; fix`). PyYAML's `safe_load`
 forgets positions and silently keeps the last of two equal keys, so the file
 is composed into nodes (which keep their start marks) and walked here into
-`Node`s: plain values that remember their line and key path.
+`Node`s: plain values that remember their line and key path. The walk also
+refuses what plain YAML lets slip: duplicate keys, merge keys, tags beyond
+plain mappings and lists (no !!python/...), and alias bombs.
+
+This is the bottom layer: it knows no kind of file beyond its `Kind`.
+
+    top = load(path, Kind("rules file", "tests/data/compare/rules.yaml"))
+    keys = mapping(top, ("alpha", "metrics"))   # unknown key: did-you-mean
+    alpha = number(keys["alpha"], "0.05")       # wrong type: file:line and an example
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import contextlib
 import datetime
 import difflib
 import math
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,13 +31,29 @@ from typing import Any
 
 import yaml
 
-from harness.errors import ConfigError, UsageError
+from harness.errors import ConfigError
 
-MAX_BYTES = 1 << 20  # a config is a page of text; more is a mistake or an attack
+MAX_BYTES = 1 << 20  # a YAML file a user writes is a page of text; more is a mistake or an attack
 MAX_NODES = 100_000  # bounds alias expansion ("billion laughs")
 MERGE_TAG = "tag:yaml.org,2002:merge"
 PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")  # no !!set, !!omap, !!python/...
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]+")
+# Key path parts shown unquoted; others are quoted so the path stays one
+# unambiguous line. Glob characters are plain: rules patterns are keys ("fio.*").
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.*?:-]+")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of YAML file, as its errors name it."""
+
+    noun: str  # "config", "workload declaration", "rules file"
+    example: str  # a good file of the kind, for the fixes: "configs/quick.yaml"
+    may_be_empty: bool = False  # True: an empty file is an empty mapping (all defaults)
+
+
+# Configs are what most users write, and what the config layer reads without
+# naming a kind.
+CONFIG = Kind("config", "configs/quick.yaml")
 
 
 @dataclass(frozen=True)
@@ -83,51 +109,66 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def read(path: Path, shown: str) -> bytes:
-    """The config file's bytes, bounded; `shown` is the name errors use."""
+def load(path: Path, kind: Kind = CONFIG) -> Node:
+    """read() and parse() the file at `path`, named in errors as given."""
+    shown = display(os.fspath(path))
+    return parse(read(path, shown, kind), shown, kind)
+
+
+def read(path: Path, shown: str, kind: Kind = CONFIG) -> bytes:
+    """The file's bytes, bounded; `shown` is the name errors use."""
+    noun = kind.noun
     try:
         with path.open("rb") as f:
             data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
-        raise UsageError(
-            f"config {shown} not found", "give the path of a YAML config, e.g. configs/quick.yaml"
+        raise ConfigError(
+            f"cannot read the {noun}: not found",
+            f"give the path of a YAML {noun}, e.g. {kind.example}",
+            where=shown,
         ) from None
     except IsADirectoryError:
-        raise UsageError(
-            f"config {shown} is a directory", "give the path of a YAML file inside it"
+        raise ConfigError(
+            f"cannot read the {noun}: it is a directory",
+            "give the path of a YAML file inside it",
+            where=shown,
         ) from None
     except OSError as exc:
-        raise UsageError(
-            f"config {shown}: cannot read ({exc.strerror})", "check the path and its permissions"
+        raise ConfigError(
+            f"cannot read the {noun} ({exc.strerror})",
+            "check the path and its permissions",
+            where=shown,
         ) from exc
     if len(data) > MAX_BYTES:
         raise ConfigError(
-            f"config is larger than {MAX_BYTES // 1024} KiB",
-            "a config is a short YAML file; check the path",
+            f"{noun} is larger than {MAX_BYTES // 1024} KiB",
+            f"a {noun} is a short YAML file; check the path",
             where=f"{shown}:1",
         )
     return data
 
 
-def parse(data: bytes, shown: str) -> Node:
+def parse(data: bytes, shown: str, kind: Kind = CONFIG) -> Node:
     """Compose YAML `data` into a Node tree; every YAML error gets file:line."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError(
-            "not UTF-8 text", "save the config as UTF-8", where=f"{shown}:{line}"
+            "not UTF-8 text", f"save the {kind.noun} as UTF-8", where=f"{shown}:{line}"
         ) from exc
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
+        if root is None and kind.may_be_empty:
+            return Node({}, 1, "", shown)
         if root is None:
             raise ConfigError(
-                "the config is empty",
-                "start from configs/quick.yaml",
+                f"the {kind.noun} is empty",
+                f"start from {kind.example}",
                 where=f"{shown}:1",
             )
-        return _Walker(loader, shown).node(root, "")
+        return _Walker(loader, shown, kind.noun).node(root, "")
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(exc, shown) from exc
     except yaml.YAMLError as exc:  # unmarked: reader errors without a position
@@ -156,17 +197,18 @@ def _yaml_error(exc: yaml.MarkedYAMLError, shown: str) -> ConfigError:
 class _Walker:
     """Turns composed YAML nodes into Nodes, refusing what YAML lets slip."""
 
-    def __init__(self, loader: yaml.SafeLoader, shown: str) -> None:
+    def __init__(self, loader: yaml.SafeLoader, shown: str, noun: str) -> None:
         self.loader = loader
         self.shown = shown
+        self.noun = noun
         self.count = 0
 
     def node(self, yn: yaml.Node, path: str, line: int | None = None) -> Node:
         self.count += 1
         if self.count > MAX_NODES:
             raise ConfigError(
-                f"the config expands to more than {MAX_NODES} values",
-                "write the config out plainly (YAML aliases multiply)",
+                f"the {self.noun} expands to more than {MAX_NODES} values",
+                f"write the {self.noun} out plainly (YAML aliases multiply)",
                 where=where(self.shown, yn.start_mark.line + 1),
             )
         at = line if line is not None else yn.start_mark.line + 1
@@ -198,7 +240,7 @@ class _Walker:
             if key_node.tag == MERGE_TAG:
                 raise ConfigError(
                     "YAML merge keys (<<) are not supported",
-                    "put shared settings under defaults:",
+                    "write the keys out (a config shares settings under defaults:)",
                     where=at,
                 )
             if not isinstance(key_node, yaml.ScalarNode):
@@ -262,7 +304,7 @@ def mapping(
             )
     for key in required:
         if key not in node.value:
-            raise node.error(f"missing key {key!r}", f"add {key}: (see configs/quick.yaml)")
+            raise node.error(f"missing key {key!r}", f"add {key}:, e.g. {example}")
     return dict(node.value)
 
 
