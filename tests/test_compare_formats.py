@@ -11,12 +11,12 @@ import xmlschema
 from junitparser import Failure, JUnitXml, Skipped
 
 from harness.cli import main
-from harness.compare.plots import Chart, Series
-from harness.compare.svg import bar_chart, compact
+from harness.formats.svg import Chart, Series
+from harness.formats.svg import human as compact
+from harness.formats.svg import render as bar_chart
 from tests.fakes import synth
 
-XSD = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "junit-10.xsd"
-SHARED_XSD = XSD if XSD.exists() else Path("/work/shared/schemas/junit-10.xsd")
+SHARED_XSD = Path(__file__).parent / "data" / "junit-10.xsd"
 
 
 @pytest.fixture(scope="module")

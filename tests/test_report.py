@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from harness.config.load import load
-from harness.run import dotplot, report
+from harness.formats import svg as dotplot
+from harness.run import report
 from harness.run.runner import RunOptions, run, write_reports
 from tests.test_run_parallel import SlowBoots
 

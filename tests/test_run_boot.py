@@ -21,7 +21,7 @@ from harness.results import RunResult, load_run
 
 pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("run-boot")]
 
-SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "junit-10.xsd"
+SCHEMA = Path(__file__).parent / "data" / "junit-10.xsd"
 CONFIG = """
 name: boot-test
 defaults:

@@ -17,7 +17,7 @@ from harness.run.runner import RunOptions, run
 from tests.fakes.guest import fake_boot
 from tests.fakes.runs import guest_factory, workload
 
-SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "junit-10.xsd"
+SCHEMA = Path(__file__).parent / "data" / "junit-10.xsd"
 
 CONFIG = """
 name: fake

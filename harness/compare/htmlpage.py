@@ -8,8 +8,8 @@ from harness import __version__
 from harness.compare.diff import Comparison
 from harness.compare.load import RunSamples
 from harness.compare.plots import CellCharts, report_charts
-from harness.compare.svg import PALETTE, bar_chart
 from harness.compare.table import Row, missing_lines, no_match_hint, rows, summary_line
+from harness.formats import svg
 
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -22,10 +22,7 @@ tr.improved td.verdict { color: #070; font-weight: bold; }
 tr.inconclusive td.verdict { color: #a60; } tr.changed td.verdict { color: #077; }
 tr.new td.verdict { color: #22a; } tr.gone td.verdict { color: #a2a; }
 .note { color: #a60; } .charts { display: flex; flex-wrap: wrap; gap: 8px; }
-svg.chart { border: 1px solid #eee; background: #fff; }
-svg .title { font-size: 13px; font-weight: bold; } svg .legend, svg .tick { font-size: 11px; }
-svg .cat, svg .unit { font-size: 10px; } svg .na { font-size: 10px; fill: #999; }
-"""
+""" + svg.CSS
 
 COLUMNS = ("cell", "metric", "baseline", "new", "n", "range (base / new)", "change", "p",
            "verdict", "why")
@@ -49,7 +46,7 @@ def render(comparisons: list[Comparison], *, show_all: bool = False, limit: int 
 def _legend(runs: list[RunSamples]) -> str:
     items = []
     for i, run in enumerate(runs):
-        colour = PALETTE[i % len(PALETTE)]
+        colour = svg.PALETTE[i % len(svg.PALETTE)]
         role = "baseline" if i == 0 else "new"
         items.append(f'<li><span style="color:{colour}">&#9632;</span> '
                      f"{escape(run.name)} ({role}: <code>{escape(str(run.path))}</code>)</li>")
@@ -94,5 +91,5 @@ def _charts(charts: list[CellCharts], total: int) -> str:
                    "--plot-cells or --where picks others.</p>")
     for cell in charts:
         out.append(f"<h3>{escape(cell.slug)}</h3>")
-        out.append('<div class="charts">' + "".join(bar_chart(c) for c in cell.charts) + "</div>")
+        out.append('<div class="charts">' + "".join(svg.render(c) for c in cell.charts) + "</div>")
     return "\n".join(out)

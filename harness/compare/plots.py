@@ -1,5 +1,6 @@
 """What the HTML report plots, as plain values: per cell, one chart per question,
 one bar series per result directory (mean, with the stddev as error bar).
+harness.formats.svg draws them.
 
 - slab bytes per kmalloc size class: what the minalign change saves;
 - swiotlb bounces per workload, and per bounce size: what it costs;
@@ -15,25 +16,11 @@ from dataclasses import dataclass
 from harness.compare.diff import Comparison
 from harness.compare.load import CellSamples, Identity, RunSamples
 from harness.compare.stats import summarize
+from harness.formats.svg import Chart, Series
 
 _SLAB_BYTES = re.compile(r"slab\.kmalloc-(\d+k?)\.bytes$")
 _BOUNCE_SIZE = re.compile(r"swiotlb\.bounces\.size-(\d+)$")
 _FIO_IOPS = re.compile(r"fio\.(.+)\.(read|write)\.iops$")
-
-
-@dataclass(frozen=True)
-class Series:
-    label: str
-    values: tuple[float | None, ...]  # per category; None: not reported
-    errors: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class Chart:
-    title: str
-    unit: str
-    categories: tuple[str, ...]
-    series: tuple[Series, ...]
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import atomic
+from harness.formats import svg
 from harness.model import STATUS_ORDER, Metric
 from harness.results import RepRecord, RepResult, RunResult
-from harness.run import dotplot
 from harness.run.junit import KEY_METRICS
 
 MAX_FAILURES = 60  # detailed; the rest are listed in the table
@@ -40,8 +40,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .meta { color: #555; } pre { background: #f7f7f7; padding: 6px; overflow-x: auto; max-height: 30em; }
 details { margin: .4em 0; } summary { cursor: pointer; }
 .plots { display: flex; flex-wrap: wrap; gap: 10px; }
-svg .title { font-size: 12px; font-weight: 600; } svg .tick, svg .unit { font-size: 10px; fill: #444; }
-"""
+""" + svg.CSS
 
 
 def write(path: Path, run: RunResult, unfinished: list[RepRecord]) -> None:
@@ -160,7 +159,7 @@ def _mean_text(per_rep: list[list[Metric]], name: str) -> str:
     values = [v for m in per_rep if (v := key_value(m, name)) is not None]
     if not values:
         return "-"
-    return dotplot.human(sum(v for v, _ in values) / len(values), values[0][1])
+    return svg.human(sum(v for v, _ in values) / len(values), values[0][1])
 
 
 def _failures(reps: list[RepResult]) -> str:
@@ -211,13 +210,13 @@ def _plots(doc: dict[str, Any], reps: list[RepResult], varying: list[str]) -> st
         strips = [s for name in KEY_METRICS if (s := strip_for(doc, reps, axis, name)) is not None]
         if strips:
             out.append(f"<h3>{escape(axis)}</h3><div class=\"plots\">"
-                       + "".join(dotplot.render(s) for s in strips) + "</div>")
+                       + "".join(svg.render(s) for s in strips) + "</div>")
     if len(out) == 1:
         out.append("<p>No key metric differs between cells.</p>")
     return "\n".join(out)
 
 
-def strip_for(doc: dict[str, Any], reps: Iterable[RepResult], axis: str, name: str) -> dotplot.Strip | None:
+def strip_for(doc: dict[str, Any], reps: Iterable[RepResult], axis: str, name: str) -> svg.Strip | None:
     """`name` per value of `axis`; None when no repetition has it or it never changes."""
     columns = list(dict.fromkeys(axis_text((e.get("axes") or {}).get(axis)) for e in doc.get("cells", [])))
     points = []
@@ -227,11 +226,11 @@ def strip_for(doc: dict[str, Any], reps: Iterable[RepResult], axis: str, name: s
         if found is None:
             continue
         value, unit = found
-        points.append(dotplot.Point(axis_text(r.record.axes.get(axis)), value, r.record.status,
-                                    f"{r.record.slug}#{r.record.rep}"))
+        points.append(svg.Point(axis_text(r.record.axes.get(axis)), value, r.record.status,
+                                f"{r.record.slug}#{r.record.rep}"))
     if len({p.value for p in points}) < 2:
         return None
-    return dotplot.Strip(f"{name} by {axis}", unit, tuple(columns), tuple(points))
+    return svg.Strip(f"{name} by {axis}", unit, tuple(columns), tuple(points))
 
 
 def _unfinished(unfinished: list[RepRecord]) -> str:
