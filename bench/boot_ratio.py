@@ -21,11 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.arches import preset
 from harness.initramfs import cpio, keys
 from harness.initramfs.base import BaseSpec, build_base
 from harness.kernel.defaults import DEFAULT_KERNELS
 from harness.kernel.resolve import resolve
-from harness.machine.arches import preset
 from harness.machine.guest import Access, QemuGuest
 from harness.machine.qemu import MachineSpec
 from harness.model import Kernel

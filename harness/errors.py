@@ -77,9 +77,14 @@ class GuestError(InfraError):
 
 
 class KernelFault(Exception):
-    """The kernel under test failed (panic, oops, never reached init): a result."""
+    """The kernel under test failed (panic, oops, never reached init): a result.
+
+    Raised where the fault is seen: the machine layer, when the guest is lost
+    and its console shows why; a source build that does not build.
+    """
 
     def __init__(self, summary: str, excerpt: str = "") -> None:
         self.summary = summary
         self.excerpt = excerpt
+        self.details: dict[str, object] = {}  # facts for the record (e.g. the QEMU argv)
         super().__init__(summary)

@@ -2,7 +2,7 @@
 
 The tree is the linux-source-6.1 package's tarball (setup.sh installs it),
 unpacked fresh; the config is x86_64 tinyconfig plus what the guest needs
-(harness.bisect.build.GUEST_OPTIONS), all built in. The check boots it in an
+(harness.kernel.build.GUEST_OPTIONS), all built in. The check boots it in an
 x86_64 cell and judges its smallest kmalloc cache (8 on x86_64: good).
 
 Slow: measured on this 2-core host, unpacking 20 s, the build 342 s (360 s

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.bisect import build as kbuild
 from harness.bisect import check
 from harness.errors import InfraError
+from harness.kernel import build as kbuild
 from harness.model import Cell
 from tests.fakes import kernels as fake
 from tests.fakes.bisect import FakeBooter, parse

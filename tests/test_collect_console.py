@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.collect import console
+from harness.machine.guest import scan_console
 
 DATA = Path(__file__).parent / "data" / "collect"
 
@@ -162,5 +163,5 @@ def test_scan_file_reads_head_and_tail_of_a_log_over_the_limit(tmp_path: Path) -
     log = tmp_path / "console.log"
     log.write_bytes(b"WARNING: CPU: 0 PID: 1 at a.c:1 f\n" + b"x" * 100 + b"\n" * 5000
                     + b"Kernel panic - not syncing: end\n")
-    hits = console.scan_file(log, limit=2048)
+    hits = scan_console(log, limit=2048)
     assert [h.signature for h in hits] == ["warning", "panic"]

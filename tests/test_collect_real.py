@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from harness.collect import console, fio, hist, meminfo, slabinfo, snapshot, swiotlb, vmstat
+from harness.machine.guest import scan_console
 
 REAL = Path(__file__).parent / "data" / "real"
 PREFIXES = ("slabinfo", "meminfo", "vmstat", "pagesize", "uptime", "hist", "snapshot")
@@ -99,7 +100,7 @@ def check_vmstat(path: Path) -> None:
 
 
 def check_console(path: Path) -> None:
-    for hit in console.scan_file(path):
+    for hit in scan_console(path):
         assert hit.line <= hit.last_line and hit.signature in dict(console.SIGNATURES)
         assert 0 < len(hit.excerpt.split("\n")) <= console.EXCERPT
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.arches import preset
 from harness.errors import InfraError, UsageError
 from harness.machine import dtb
-from harness.machine.arches import preset
 from harness.machine.qemu import Disk, MachineSpec, Nic, dumpdtb_argv
 
 VIRT = Path(__file__).parent / "data" / "dtb" / "virt-arm64-qemu7.2.dtb"

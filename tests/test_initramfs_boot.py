@@ -20,6 +20,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from harness import devices
 from harness.initramfs import base, keys, modules, runlayer
 from harness.kernel.defaults import DEFAULT_KERNELS
 from harness.kernel.resolve import resolve
@@ -51,7 +52,7 @@ def _guest(kernel_name: str, tmp: Path) -> Guest:
     kernel = resolve(DEFAULT_KERNELS[kernel_name])
     assert kernel.modules_dir is not None
     layer = base.build_base(base.BaseSpec(arch=kernel.arch))
-    mods = modules.build_modules_layer(kernel.modules_dir, modules.BOOT_MODULES)
+    mods = modules.build_modules_layer(kernel.modules_dir, devices.get("virtio-net").modules)
     hk = keys.generate_guest_host_key(tmp / "keys")
     ck = keys.generate_client_key(tmp / "keys")
     script = tmp / "hello.sh"

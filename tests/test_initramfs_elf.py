@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from harness import arches
 from harness.errors import UsageError
 from harness.initramfs import base, cpio, elf
-from harness.model import ARCHES, Arch
+from harness.model import Arch
 
 TRIPLET = "x86_64-linux-gnu"
 needs_gcc = pytest.mark.skipif(
@@ -128,7 +129,7 @@ def test_bookworm_layout_keeps_real_top_level_dirs(tmp_path: Path) -> None:
 
 
 @pytest.mark.boot
-@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("arch", arches.names())
 def test_real_base_layer_is_closed_under_its_own_libraries(arch: Arch, tmp_path: Path) -> None:
     """Unpack the real base layer and compute the closure again inside it.
 

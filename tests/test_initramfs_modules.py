@@ -161,7 +161,7 @@ def test_zstd_without_zstandard_says_how_to_fix(tmp_path: Path, monkeypatch: pyt
 
 
 def test_device_kinds_have_module_lists() -> None:
-    from harness.workloads import DEVICE_KINDS
+    from harness import devices
 
-    assert set(modules.DEVICE_MODULES) == set(DEVICE_KINDS)
-    assert set(modules.BOOT_MODULES) == {"virtio_pci", "virtio_net"}
+    assert all(kind.modules for kind in devices.kinds().values())
+    assert set(devices.get("virtio-net").modules) == {"virtio_pci", "virtio_net"}

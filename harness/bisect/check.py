@@ -26,17 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from harness import atomic
-from harness.bisect import build as kbuild
 from harness.bisect import cells, keys
 from harness.bisect.judge import Judge, Verdict
 from harness.bisect.options import add_judge_arguments, judge_from_args, repeat_and_rule
 from harness.bisect.trial import Booter, TrialResult, real_boot, run_trial
 from harness.config.load import Config, load
 from harness.errors import InfraError, UsageError
+from harness.kernel import build as kbuild
 from harness.kernel.image import identify
 from harness.model import Cell, KernelSource
 from harness.run.parallel import Stop, on_signals
 from harness.run.progress import for_terminal
+from harness.workloads import load as load_workload
 
 EXIT_GOOD, EXIT_BAD, EXIT_UNTESTABLE = 0, 1, 125
 EXIT_OF: dict[Verdict, int] = {"good": EXIT_GOOD, "bad": EXIT_BAD, "untestable": EXIT_UNTESTABLE}
@@ -100,7 +101,7 @@ def check(args: argparse.Namespace, booter: Booter) -> int:
 def _build_and_run(args: argparse.Namespace, config: Config, cell: Cell, out: Path, facts: dict[str, Any],
                    booter: Booter, judge: Judge) -> TrialResult:
     """Build (with --tree), then boot and judge; an early result (no kernel) ends it."""
-    kernel, early = _kernel(args, cell, out, facts)
+    kernel, early = _kernel(args, config, cell, out, facts)
     if early is not None:
         return early
     trial_config = _cell_config(config, cell, kernel, facts["repeat"], out)
@@ -119,11 +120,11 @@ def _check_kernel_args(args: argparse.Namespace) -> None:
         raise UsageError("--kconfig goes with --image or --tree", "give one of them")
 
 
-def _kernel(args: argparse.Namespace, cell: Cell, out: Path,
+def _kernel(args: argparse.Namespace, config: Config, cell: Cell, out: Path,
             facts: dict[str, Any]) -> tuple[KernelSource | None, TrialResult | None]:
     """The kernel to boot (None: the cell's own), or the early result that ends the check."""
     if args.tree:
-        return _built_kernel(args, cell, out, facts)
+        return _built_kernel(args, config, cell, out, facts)
     if args.image:
         missing = [p for p in (args.image, args.modules) if p is not None and not p.exists()]
         if missing:  # e.g. this commit's build made no image: nothing to test
@@ -135,11 +136,14 @@ def _kernel(args: argparse.Namespace, cell: Cell, out: Path,
     return None, None
 
 
-def _built_kernel(args: argparse.Namespace, cell: Cell, out: Path,
+def _built_kernel(args: argparse.Namespace, config: Config, cell: Cell, out: Path,
                   facts: dict[str, Any]) -> tuple[KernelSource | None, TrialResult | None]:
     tree: Path = args.tree.absolute()
+    decls = [load_workload(w.name, config.workload_dirs) for w in cell.workloads]
+    kinds = tuple(dict.fromkeys(d.kind for wl in decls for d in wl.devices))
     req = kbuild.BuildRequest(tree, (args.build_dir or tree / STATE_DIR / f"build-{cell.arch}").absolute(),
-                              cell.arch, args.kconfig or "defconfig", args.build_jobs or os.cpu_count() or 1)
+                              cell.arch, args.kconfig or "defconfig", args.build_jobs or os.cpu_count() or 1,
+                              devices=kinds)
     log = out / "build.log"
     try:
         built = kbuild.build(req, log)

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from harness import arches
 from harness.config import identity
 from harness.config.settings import (
     AXES,
@@ -221,9 +222,10 @@ def _check_combination(
     kernel: KernelSource, settings: dict[str, Any], nodes: dict[str, Node]
 ) -> None:
     """Rules across settings, reported at the setting that breaks them."""
-    if not settings["dma_coherent"] and kernel.arch != "arm64":
+    able = [p.name for p in arches.presets().values() if p.noncoherent_dma]
+    if not settings["dma_coherent"] and kernel.arch not in able:
         raise nodes["dma_coherent"].error(
-            f"dma_coherent: false needs an arm64 kernel, and {kernel.name} is {kernel.arch} "
+            f"dma_coherent: false needs an {' or '.join(able)} kernel, and {kernel.name} is {kernel.arch} "
             "(whose DMA is always coherent)",
             f"add exclude: [{{arch: {kernel.arch}, dma_coherent: false}}]",
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import arches
 from harness import workloads as workload_decls
 from harness.document import (
     Node,
@@ -27,7 +28,7 @@ from harness.document import (
     string,
 )
 from harness.errors import UsageError
-from harness.model import ARCHES, Arch, KernelSource, Timeouts, WorkloadRun
+from harness.model import Arch, KernelSource, Timeouts, WorkloadRun
 
 # Names become directory names (results, cells, caches): no '/', no '..',
 # no leading '-' or '.', nothing a shell or a case-insensitive disk mangles.
@@ -49,13 +50,6 @@ WORD_RE = re.compile(r"[!#-~]+")
 SLUB_DEBUG_RE = re.compile(r"[A-Za-z0-9,.*_;:-]{0,256}")
 # Parameters a setting owns: given in cmdline they would contradict the axes.
 OWNED_PARAMS = {"swiotlb": "swiotlb", "slub_debug": "slub_debug"}
-ARCH_ALIASES = {
-    "aarch64": "arm64",
-    "arm": "arm64",
-    "amd64": "x86_64",
-    "x86-64": "x86_64",
-    "x64": "x86_64",
-}
 _MEMORY_RE = re.compile(r"([0-9]{1,9}) ?([MG])(?:I?B)?")
 
 # Settings that make a cell what it is (matrix axes, part of the cell id) ...
@@ -305,11 +299,12 @@ PARSERS: dict[str, Parser] = {
 
 def arch(node: Node) -> Arch:
     """arm64 or x86_64; the other spellings people use get pointed home."""
-    value = string(node, "arm64")
-    if value not in ARCHES:
-        alias = ARCH_ALIASES.get(value.lower())
-        hint = f" (kharness calls it {alias!r})" if alias else did_you_mean(value, ARCHES)
-        raise node.error(f"unknown arch {value!r}{hint}", f"give one of {', '.join(ARCHES)}")
+    known = arches.names()
+    value = string(node, known[0])
+    if value not in known:
+        alias = arches.canonical(value)
+        hint = f" (kharness calls it {alias!r})" if alias else did_you_mean(value, known)
+        raise node.error(f"unknown arch {value!r}{hint}", f"give one of {', '.join(known)}")
     return value
 
 

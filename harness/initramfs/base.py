@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from harness import cache
+from harness import arches, cache
 from harness.atomic import write_json
 from harness.errors import CommandError, InfraError, UsageError
 from harness.initramfs import cpio, elf
-from harness.model import DEBIAN_ARCH, DEFAULT_MIRROR, Arch
+from harness.model import DEFAULT_MIRROR, Arch
 
 LAYOUT = 2  # bump when what goes into the layer changes, so old entries are not reused
 DEFAULT_SUITE = "bookworm"
@@ -91,7 +91,7 @@ class BaseSpec:
 
     @property
     def debian_arch(self) -> str:
-        return DEBIAN_ARCH[self.arch]
+        return arches.preset(self.arch).debian
 
     def key(self) -> str:
         init = hashlib.sha256(init_script()).hexdigest()
@@ -113,8 +113,7 @@ def init_script() -> bytes:
 
 def build_base(spec: BaseSpec, root: Path | None = None) -> BaseLayer:
     """The cached base layer for `spec`, built on first use."""
-    if spec.arch not in DEBIAN_ARCH:
-        raise UsageError(f"unknown guest arch {spec.arch!r}", f"use {' or '.join(DEBIAN_ARCH)}")
+    arches.preset(spec.arch)  # an unknown arch is refused before anything is fetched
     entry = cache.entry("initramfs-base", spec.key(), lambda tmp: _build(spec, tmp), root=root)
     manifest = _read_manifest(entry)
     return BaseLayer(path=entry / manifest["layer"], entry=entry, manifest=manifest)

@@ -11,15 +11,16 @@ import time
 import zlib
 from pathlib import Path
 
+from harness import arches
 from harness.errors import UsageError
 from harness.initramfs import base, cpio
-from harness.model import ARCHES, DEFAULT_MIRROR
+from harness.model import DEFAULT_MIRROR
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="rootfs_command", metavar="ACTION", required=True)
     build = sub.add_parser("build", help="build (or find in the cache) the base layer for an arch")
-    build.add_argument("--arch", choices=ARCHES, required=True, help="guest architecture")
+    build.add_argument("--arch", choices=arches.names(), required=True, help="guest architecture")
     build.add_argument("--suite", default=base.DEFAULT_SUITE,
                        help=f"Debian suite of the userland (default {base.DEFAULT_SUITE})")
     build.add_argument("--mirror", default=DEFAULT_MIRROR,

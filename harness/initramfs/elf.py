@@ -29,13 +29,9 @@ from elftools.elf.dynamic import DynamicSection, DynamicTag
 from elftools.elf.elffile import ELFFile
 from elftools.elf.segments import InterpSegment
 
+from harness import arches
 from harness.errors import UsageError
 
-# e_machine -> Debian multiarch triplet: where the loader looks first.
-TRIPLETS: dict[str, str] = {
-    "EM_AARCH64": "aarch64-linux-gnu",
-    "EM_X86_64": "x86_64-linux-gnu",
-}
 MERGED_USR = ("bin", "sbin", "lib", "lib64")
 MAX_SYMLINKS = 40  # as the kernel's path walk
 
@@ -158,7 +154,8 @@ def _find_library(root: Path, name: str, info: ElfInfo, obj: str) -> list[Node] 
 
 
 def default_dirs(machine: str) -> tuple[str, ...]:
-    triplet = TRIPLETS.get(machine)
+    preset = arches.by_elf_machine(machine)
+    triplet = preset.triplet if preset else None
     multiarch = (f"/lib/{triplet}", f"/usr/lib/{triplet}") if triplet else ()
     return (*multiarch, "/lib", "/usr/lib")
 

@@ -39,16 +39,6 @@ GUEST_MODULES = "usr/lib/modules"
 LIST_PATH = "etc/kharness/modules"
 LAYER_NAME = "modules.cpio"
 
-# Modules each QEMU device kind needs in the guest, beyond what the kernel
-# builds in (builtins are skipped at resolution, so listing them is harmless).
-DEVICE_MODULES: dict[str, tuple[str, ...]] = {
-    "virtio-net": ("virtio_pci", "virtio_net"),
-    "virtio-blk": ("virtio_pci", "virtio_blk"),
-    "nvme": ("nvme",),
-    "usb-storage": ("xhci_pci", "usb_storage", "sd_mod"),
-}
-# Every guest needs eth0 for SSH.
-BOOT_MODULES: tuple[str, ...] = DEVICE_MODULES["virtio-net"]
 
 _SUFFIXES = (".ko.xz", ".ko.zst", ".ko.gz", ".ko")
 DepsOf = Callable[[str], list[str]]  # module name -> names it needs loaded first

@@ -19,13 +19,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness import arches, devices
 from harness.errors import EXIT_OK, UsageError
 from harness.kernel import kconfig
 from harness.kernel.debian import Progress
 from harness.kernel.defaults import DEFAULT_KERNELS
 from harness.kernel.image import ImageInfo, identify
 from harness.kernel.resolve import config_beside, resolve
-from harness.model import ARCHES, DEBIAN_ARCH, DEFAULT_MIRROR, DebianSource, Kernel, KernelSource
+from harness.model import DEFAULT_MIRROR, DebianSource, Kernel, KernelSource
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     fetch.add_argument("names", nargs="*", metavar="NAME", help=f"one of: {names}")
     fetch.add_argument("--suite", help="Debian suite, e.g. bookworm, trixie, bookworm-backports")
-    fetch.add_argument("--arch", choices=ARCHES, help="kernel architecture")
+    fetch.add_argument("--arch", choices=arches.names(), help="kernel architecture")
     fetch.add_argument("--package", help="Debian package (default linux-image-cloud-<arch>)")
     fetch.add_argument("--mirror", default=DEFAULT_MIRROR,
                        help="Debian mirror URL (also for default kernels named)")
@@ -97,7 +98,7 @@ def _fetch_sources(args: argparse.Namespace) -> list[KernelSource]:
         if not (args.suite and args.arch):
             raise UsageError("a Debian package needs both --suite and --arch",
                              "add the missing one")
-        package = args.package or f"linux-image-cloud-{DEBIAN_ARCH[args.arch]}"
+        package = args.package or f"linux-image-cloud-{arches.preset(args.arch).debian}"
         name = f"{args.suite}-{args.arch}" if not args.package else f"{args.suite}-{package}"
         deb = DebianSource(suite=args.suite, package=package, arch=args.arch, mirror=args.mirror)
         return [KernelSource(name=name, arch=args.arch, debian=deb)]
@@ -195,7 +196,7 @@ def _print_info(info: ImageInfo, config: Path | None, modules: Path | None,
     for column in ("driver", "state", "QEMU device"):
         table.add_column(column)
     for name, state in drivers.items():
-        table.add_row(name, state, kconfig.DRIVERS[name].device)
+        table.add_row(name, state, devices.drivers()[name].device)
     Console(soft_wrap=True).print(table)
 
 

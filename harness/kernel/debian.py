@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness import atomic, cache
+from harness import arches, atomic, cache
 from harness.errors import CommandError, InfraError, UsageError
 from harness.kernel.apt import PackageGone, PrivateApt, parse_depends
-from harness.model import DEBIAN_ARCH, DebianSource
+from harness.model import DebianSource
 
 Progress = Callable[[str], None]
 
@@ -179,7 +179,7 @@ def run_depmod(base: Path, release: str) -> bool:
 
 
 def apt_for(src: DebianSource) -> PrivateApt:
-    return PrivateApt.at(src.mirror, src.suite, DEBIAN_ARCH[src.arch])
+    return PrivateApt.at(src.mirror, src.suite, arches.preset(src.arch).debian)
 
 
 def resolve_ttl() -> float:
@@ -237,7 +237,7 @@ def image_dependency(depends: str) -> tuple[str, str | None] | None:
 
 
 def _resolution_path(src: DebianSource) -> Path:
-    key = cache.key_of(src.mirror.rstrip("/"), src.suite, src.package, DEBIAN_ARCH[src.arch])
+    key = cache.key_of(src.mirror.rstrip("/"), src.suite, src.package, arches.preset(src.arch).debian)
     return cache.cache_root() / "resolutions" / f"{key}.json"
 
 

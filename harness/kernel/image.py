@@ -27,7 +27,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import atomic
+from harness import arches, atomic
 from harness.errors import UsageError
 from harness.kernel import compression
 from harness.model import Arch
@@ -42,7 +42,6 @@ X86_MAGIC = b"HdrS"
 X86_MAGIC_AT = 0x202
 X86_XLF_KERNEL_64 = 0x1  # xloadflags: the kernel has a 64-bit entry point
 ZBOOT_TYPE = b"zimg"
-PE_MACHINE_ARM64 = 0xAA64
 # Compression names as Makefile.zboot writes them into the zboot header.
 ZBOOT_COMPRESSION = {
     "gzip": "gzip", "lz4": "lz4", "lzma": "lzma", "lzo": "lzo", "bzip2": "bzip2",
@@ -137,10 +136,11 @@ def _zboot_payload(path: Path, data: bytes) -> tuple[str, bytes]:
     if data[pe:pe + 4] != b"PE\x00\x00":
         raise UsageError(f"{path}: EFI zboot without a PE header", "check the file is complete")
     machine = struct.unpack_from("<H", data, pe + 4)[0]
-    if machine != PE_MACHINE_ARM64:
+    image_arch = arches.by_kernel_format("Image")
+    if machine != image_arch.pe_machine:
         raise UsageError(
-            f"{path} is an EFI zboot image for PE machine {machine:#x}, not arm64",
-            "kharness boots arm64 and x86_64 kernels",
+            f"{path} is an EFI zboot image for PE machine {machine:#x}, not {image_arch.name}",
+            f"kharness boots {' and '.join(arches.names())} kernels",
         )
     payload = data[offset:offset + size]
     if len(payload) != size:
@@ -157,7 +157,7 @@ def _arm64(path: Path, raw: bytes, fmt: str, kind: str, size: int) -> ImageInfo:
         raise UsageError(f"{path} is a big-endian arm64 kernel", "build a little-endian kernel")
     release, banner = _banner(path, raw)
     return ImageInfo(
-        path=path, arch="arm64", format=fmt, compression=kind, release=release, size=size,
+        path=path, arch=arches.by_kernel_format("Image").name, format=fmt, compression=kind, release=release, size=size,
         banner=banner, page_size=ARM64_PAGE_SIZES.get((flags >> 1) & 3),
     )
 
@@ -171,7 +171,7 @@ def _x86(path: Path, data: bytes) -> ImageInfo:
     if not version:
         raise UsageError(f"{path}: x86 image without a kernel_version string", "check the file")
     return ImageInfo(
-        path=path, arch="x86_64", format="bzImage" if data[0x211] & 1 else "zImage",
+        path=path, arch=arches.by_kernel_format("bzImage").name, format="bzImage" if data[0x211] & 1 else "zImage",
         compression=_x86_payload_compression(data, protocol), release=version.split()[0],
         size=len(data), banner=f"Linux version {version}", page_size=4096,
         boot_protocol=f"{protocol >> 8}.{protocol & 0xFF:02d}",

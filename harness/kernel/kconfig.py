@@ -7,16 +7,18 @@ The kernel's .config answers this exactly; without one, the modules tree
 
 Note: Debian's cloud kernels are built without USB and without e1000e, so
 xhci_pci, usb_storage and e1000e come out "missing" for every default kernel.
+The drivers and their symbols are the device kinds' (harness/devices/).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from harness import devices
+from harness.devices import Driver
 from harness.errors import UsageError
 from harness.model import Kernel
 
@@ -24,35 +26,6 @@ State = Literal["builtin", "module", "missing", "unknown"]
 _RANK: dict[State, int] = {"missing": 0, "unknown": 1, "module": 2, "builtin": 3}
 
 
-@dataclass(frozen=True)
-class Driver:
-    """A guest driver: the config symbols and modules it needs, all of them."""
-
-    name: str
-    symbols: tuple[str, ...]  # without the CONFIG_ prefix
-    modules: tuple[str, ...]  # module names, '-' written as '_'
-    device: str  # the QEMU device it drives, for people reading `kernel info`
-
-
-# The drivers behind the QEMU devices workloads use. One entry per driver.
-DRIVERS: dict[str, Driver] = {
-    d.name: d
-    for d in (
-        Driver("virtio_pci", ("VIRTIO_PCI",), ("virtio_pci",), "virtio-*-pci transport"),
-        Driver("virtio_mmio", ("VIRTIO_MMIO",), ("virtio_mmio",), "virtio-*-device (mmio)"),
-        Driver("virtio_net", ("VIRTIO_NET",), ("virtio_net",), "virtio-net-pci"),
-        Driver("virtio_blk", ("VIRTIO_BLK",), ("virtio_blk",), "virtio-blk-pci"),
-        Driver("nvme", ("BLK_DEV_NVME",), ("nvme",), "nvme"),
-        # xhci-pci is a separate module since 4.x; it needs the xhci core too.
-        Driver("xhci_pci", ("USB_XHCI_HCD", "USB_XHCI_PCI"), ("xhci_hcd", "xhci_pci"),
-               "qemu-xhci"),
-        # usb-storage presents a SCSI disk, so the sd driver is needed to see it.
-        Driver("usb_storage", ("USB_STORAGE", "BLK_DEV_SD"), ("usb_storage", "sd_mod"),
-               "usb-storage"),
-        Driver("e1000e", ("E1000E",), ("e1000e",), "e1000e"),
-    )
-}
-GUEST_DRIVERS: tuple[str, ...] = tuple(DRIVERS)
 
 _LINE_SET = re.compile(r"^CONFIG_(\w+)=(.*)$")
 _LINE_UNSET = re.compile(r"^# CONFIG_(\w+) is not set$")
@@ -104,7 +77,7 @@ def modules_tree_states(modules_dir: Path) -> dict[str, State]:
 
 def driver_status(
     kernel: Kernel | None = None,
-    drivers: Iterable[str] = GUEST_DRIVERS,
+    drivers: Iterable[str] | None = None,  # None: every device kind's (harness.devices.drivers())
     *,
     config: Path | None = None,
     modules_dir: Path | None = None,
@@ -117,7 +90,8 @@ def driver_status(
     if kernel is not None:
         config = config or kernel.config
         modules_dir = modules_dir or kernel.modules_dir
-    wanted = [_driver(name) for name in drivers]
+    known = devices.drivers()
+    wanted = [_driver(name, known) for name in (known if drivers is None else drivers)]
     if config is not None:
         values = read_config(config)
         return {d.name: _weakest(symbol_state(values, s) for s in d.symbols) for d in wanted}
@@ -127,13 +101,11 @@ def driver_status(
     return {d.name: "unknown" for d in wanted}
 
 
-def _driver(name: str) -> Driver:
+def _driver(name: str, known: dict[str, Driver]) -> Driver:
     try:
-        return DRIVERS[name]
+        return known[name]
     except KeyError:
-        raise UsageError(
-            f"unknown guest driver {name!r}", f"use one of {', '.join(GUEST_DRIVERS)}"
-        ) from None
+        raise UsageError(f"unknown guest driver {name!r}", f"use one of {', '.join(known)}") from None
 
 
 def _weakest(states: Iterable[State]) -> State:

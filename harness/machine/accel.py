@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import atomic
+from harness.arches import ArchPreset
 from harness.cache import cache_root
-from harness.machine.arches import ArchPreset
 
 log = logging.getLogger(__name__)
 PROBE_SECONDS = 8.0

@@ -26,9 +26,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import cache
+from harness.arches import preset, presets
 from harness.atomic import write_bytes, write_json
 from harness.errors import CommandError, InfraError, UsageError
-from harness.machine.arches import preset
 from harness.machine.qemu import MachineSpec, dumpdtb_argv
 
 LAYOUT = 1  # bump when what the cache entry holds changes
@@ -187,9 +187,10 @@ def _key_spec(spec: MachineSpec) -> MachineSpec:
 
 def noncoherent(spec: MachineSpec, root: Path | None = None) -> Tree:
     """The cached non-coherent tree for `spec`'s machine, dumped and edited on first use."""
-    if spec.arch != "arm64":
-        raise UsageError(f"dma_coherent: false needs arm64, not {spec.arch}", "exclude it for this arch")
     arch = preset(spec.arch)
+    if not arch.noncoherent_dma:
+        able = " or ".join(p.name for p in presets().values() if p.noncoherent_dma)
+        raise UsageError(f"dma_coherent: false needs {able}, not {spec.arch}", "exclude it for this arch")
     base = _key_spec(spec)
     key = cache.key_of("dtb", LAYOUT, qemu_version(arch.qemu), base)
     entry = cache.entry("dtb", key, lambda tmp: _build(base, tmp), root=root)
@@ -217,7 +218,7 @@ def dump(spec: MachineSpec) -> tuple[bytes, list[str]]:
     """The device tree QEMU builds for `spec`, packed, and the argv that dumped it."""
     arch = preset(spec.arch)
     if shutil.which(arch.qemu) is None:
-        raise InfraError(f"{arch.qemu} not found", f"install {arch.debian_package} (./setup.sh does)")
+        raise InfraError(f"{arch.qemu} not found", f"install {arch.qemu_package} (./setup.sh does)")
     tmp = Path(tempfile.mkdtemp(prefix="kharness-dtb-"))
     try:
         out = tmp / "virt.dtb"

@@ -18,7 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from harness.errors import GuestError
+from harness.collect import console as console_scan
+from harness.errors import GuestError, KernelFault
 from harness.machine.qemu import MachineSpec, QemuMachine
 from harness.machine.ssh import DEFAULT_OUTPUT_LIMIT, CommandResult, GuestShell
 from harness.model import Cell
@@ -26,6 +27,7 @@ from harness.model import Cell
 log = logging.getLogger(__name__)
 
 READY_MARKER = b"KHARNESS-READY"
+LOST_GUEST_GRACE = 2.0  # seconds for QEMU to exit after the guest was lost
 
 
 class Guest(Protocol):
@@ -61,6 +63,30 @@ class Access:
     client_key: Path
 
 
+def scan_console(path: Path, limit: int = console_scan.MAX_BYTES) -> list[console_scan.ConsoleHit]:
+    """The console log's kernel incidents; a log over `limit` is read as its first and last limit/2."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        if size <= limit:
+            return console_scan.scan(f.read())
+        head = f.read(limit // 2)
+        f.seek(size - limit // 2)
+        return console_scan.scan_ends(head, f.read())
+
+
+def console_fault(console_log: Path) -> KernelFault | None:
+    """The kernel's fault a lost guest's console shows (panic, oops, BUG, ...), if any.
+
+    Every backend asks this when it loses its guest, so a guest lost with a
+    kernel message is the kernel's failure, and one lost without is ours.
+    """
+    hits = scan_console(console_log) if console_log.is_file() else []
+    if not hits:
+        return None
+    first = hits[0]
+    return KernelFault(f"the kernel failed: {first.title} (console line {first.line})", first.excerpt)
+
+
 class QemuGuest:
     """A booted QEMU guest reachable over SSH. `boot()` returns only when it is."""
 
@@ -80,25 +106,49 @@ class QemuGuest:
         self.close()
 
     def boot(self, timeout: float) -> None:
-        """Start QEMU, wait for init's ready marker, connect over SSH."""
+        """Start QEMU, wait for init's ready marker, connect over SSH.
+
+        A guest that never gets ready raises GuestError, or KernelFault when
+        its console says the kernel failed (a panic while booting).
+        """
         self.machine.start()
-        self.ready_line = self.machine.wait_for_console(READY_MARKER, timeout)
-        left = timeout - (time.monotonic() - self.machine.started_at)
-        self.shell = GuestShell(self.machine.ssh_port, self.access.host_key_line, self.access.client_key)
         try:
+            self.ready_line = self.machine.wait_for_console(READY_MARKER, timeout)
+            left = timeout - (time.monotonic() - self.machine.started_at)
+            self.shell = GuestShell(self.machine.ssh_port, self.access.host_key_line, self.access.client_key)
             self.shell.connect(max(5.0, left))
         except GuestError as exc:
-            exc.console_tail = self.machine.console_tail()
+            exc.console_tail = exc.console_tail or self.machine.console_tail()
+            self._raise_fault(exc)
             raise
         self.boot_seconds = time.monotonic() - self.machine.started_at
 
     def run(self, command: str, timeout: float, stdin: bytes = b"",
             env: dict[str, str] | None = None, limit: int = DEFAULT_OUTPUT_LIMIT) -> CommandResult:
+        """Run `command`; KernelFault if the guest is lost and its console shows a kernel fault."""
         if self.shell is None:
             raise GuestError("the guest is not booted")
-        if not self.machine.running():
-            raise GuestError("QEMU is gone", console_tail=self.machine.console_tail())
-        return self.shell.run(command, timeout, stdin=stdin, env=env, limit=limit)
+        try:
+            if not self.machine.running():
+                raise GuestError("QEMU is gone", console_tail=self.machine.console_tail())
+            res = self.shell.run(command, timeout, stdin=stdin, env=env, limit=limit)
+        except GuestError as exc:
+            self._raise_fault(exc)
+            raise
+        if res.exit_status == -1 and not res.timed_out:  # the channel closed under the command
+            self._raise_fault(GuestError("the guest went away during a command"))
+        return res
+
+    def _raise_fault(self, lost: GuestError) -> None:
+        """The guest is lost: if its console shows why, that is the kernel's fault, raised as such.
+
+        QEMU may still be writing the console of a guest that just panicked
+        (panic=-1 and -no-reboot end it), so give it a moment to exit first.
+        """
+        self.machine.wait_exit(LOST_GUEST_GRACE)
+        fault = console_fault(self.console_log)
+        if fault is not None:
+            raise fault from lost
 
     def alive(self) -> bool:
         return self.machine.running()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -22,16 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from harness import tmpdirs
+from harness import atomic, devices, tmpdirs
+from harness.arches import ArchPreset, preset
 from harness.errors import GuestError, InfraError
 from harness.machine import traffic
-from harness.machine.arches import ArchPreset, preset
 
 log = logging.getLogger(__name__)
 
 PORT_TRIES = 5
 MEMORY_DISKS_MIB = 4096  # scratch disks up to this total live in /dev/shm (tmpdirs)
 CONSOLE_SCAN_BYTES = 64 * 1024 * 1024  # stop reading a console that floods beyond this
+QEMU_LOG_BYTES = 64 * 1024  # of QEMU's stderr kept as qemu.log
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Disk:
     """A throwaway scratch disk; the guest finds it by `id` (its serial)."""
 
     id: str
-    kind: str  # virtio-blk | nvme | usb-storage
+    kind: str  # a device kind of role "disk" (harness/devices/)
     size_mib: int = 256
 
 
@@ -50,14 +50,16 @@ TRAFFIC_NET = "10.0.3.0/24"
 TRAFFIC_GUEST = "10.0.3.15/24"
 TRAFFIC_PEER = "10.0.3.100"
 TRAFFIC_MAC = "52:54:00:6b:68:01"
+SSH_MAC = "52:54:00:12:34:56"  # QEMU's default MAC, which the SSH NIC always had
 
 
 @dataclass(frozen=True)
 class Nic:
-    """A virtio-net NIC for traffic workloads; the guest finds it by TRAFFIC_MAC."""
+    """The traffic NIC of net workloads; the guest finds it by TRAFFIC_MAC."""
 
     id: str
     peers: tuple[tuple[str, int, str], ...] = ()  # (role, port on TRAFFIC_PEER, guestfwd cmd: text)
+    kind: str = "virtio-net"  # a device kind of role "nic" (harness/devices/)
 
 
 def traffic_env() -> str:
@@ -92,33 +94,23 @@ def free_port() -> int:
 
 def device_args(disks: tuple[Disk, ...], scratch_dir: Path, iommu_platform: bool) -> list[str]:
     """QEMU arguments for the scratch disks, each with its own image file."""
-    # virtio devices use the DMA API (and so can bounce) only with
-    # ACCESS_PLATFORM, which QEMU offers only on modern-only devices.
-    virtio_dma = ",disable-legacy=on,iommu_platform=on" if iommu_platform else ""
     args: list[str] = []
-    have_xhci = False
+    controllers: set[str] = set()
     for d in disks:
+        kind = devices.get(d.kind)
         img = scratch_dir / f"{d.id}.img"
         with img.open("wb") as f:
             f.truncate(d.size_mib << 20)
         args += ["-drive", f"if=none,id=drv-{d.id},file={img},format=raw,cache=unsafe,aio=threads"]
-        if d.kind == "virtio-blk":
-            args += ["-device", f"virtio-blk-pci,drive=drv-{d.id},serial={d.id}{virtio_dma}"]
-        elif d.kind == "nvme":
-            args += ["-device", f"nvme,drive=drv-{d.id},serial={d.id}"]
-        elif d.kind == "usb-storage":
-            if not have_xhci:
-                args += ["-device", "qemu-xhci,id=xhci"]
-                have_xhci = True
-            args += ["-device", f"usb-storage,bus=xhci.0,drive=drv-{d.id},serial={d.id}"]
-        else:
-            raise InfraError(f"unknown disk kind {d.kind!r}")
+        if kind.controller and kind.controller not in controllers:
+            args += ["-device", kind.controller]
+            controllers.add(kind.controller)
+        args += ["-device", kind.device_arg(iommu_platform, drive=f"drv-{d.id}", id=d.id)]
     return args
 
 
 def nic_args(nics: tuple[Nic, ...], iommu_platform: bool, peers: bool = True) -> list[str]:
     """-netdev/-device pairs of the traffic NICs (peers=False: the NICs without their peers)."""
-    virtio_dma = ",disable-legacy=on,iommu_platform=on" if iommu_platform else ""
     if len(nics) > 1:
         raise InfraError(f"{len(nics)} traffic NICs; one is supported (they would share {TRAFFIC_NET})")
     args: list[str] = []
@@ -126,7 +118,16 @@ def nic_args(nics: tuple[Nic, ...], iommu_platform: bool, peers: bool = True) ->
         fwd = "".join(f",guestfwd=tcp:{TRAFFIC_PEER}:{port}-cmd:{cmd}" for _, port, cmd in nic.peers)
         args += ["-netdev", f"user,id=nic-{nic.id},net={TRAFFIC_NET},ipv6=off,restrict=on"
                  + (fwd if peers else "")]
-        args += ["-device", f"virtio-net-pci,netdev=nic-{nic.id},mac={TRAFFIC_MAC},romfile={virtio_dma}"]
+        kind = devices.get(nic.kind)
+        args += ["-device", kind.device_arg(iommu_platform, netdev=f"nic-{nic.id}", mac=TRAFFIC_MAC, id=nic.id)]
+    return args
+
+
+def _every_guest_devices() -> list[str]:
+    """The SSH NIC (on netdev net0, legacy virtio: it never needs the DMA API) and the entropy source."""
+    args: list[str] = []
+    for name in devices.EVERY_GUEST:
+        args += ["-device", devices.get(name).device_arg(False, netdev="net0", mac=SSH_MAC, id=name)]
     return args
 
 
@@ -141,8 +142,7 @@ def dumpdtb_argv(spec: MachineSpec, arch: ArchPreset, out: Path, scratch_dir: Pa
     return [
         arch.qemu, "-accel", spec.accel, "-M", f"{arch.machine},dumpdtb={out}", "-cpu", cpu,
         "-m", str(spec.memory_mib), "-smp", str(spec.cpus), "-nodefaults", "-display", "none",
-        "-netdev", "user,id=net0,restrict=on", "-device", "virtio-net-pci,netdev=net0,romfile=",
-        "-device", "virtio-rng-pci",
+        "-netdev", "user,id=net0,restrict=on", *_every_guest_devices(),
         *device_args(spec.disks, scratch_dir, spec.iommu_platform),
         *nic_args(spec.nics, spec.iommu_platform, peers=False),
         *arch.extra_args, *spec.extra_args,
@@ -163,10 +163,7 @@ def build_argv(spec: MachineSpec, arch: ArchPreset, console: Path, qmp: Path, ss
         "-append", " ".join((*arch.cmdline, "panic=-1", *spec.cmdline)),
         # SSH forward on loopback only; the guest's address is fixed by init.
         "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
-        # romfile= : no iPXE option ROM, nothing boots from the network.
-        "-device", "virtio-net-pci,netdev=net0,romfile=",
-        # Entropy at once: otherwise the guest's SSH server waits for crng init.
-        "-device", "virtio-rng-pci",
+        *_every_guest_devices(),
     ]
     if spec.dtb is not None:
         argv += ["-dtb", str(spec.dtb)]
@@ -209,7 +206,7 @@ class QemuMachine:
     def start(self) -> None:
         if shutil.which(self.arch.qemu) is None:
             raise InfraError(f"{self.arch.qemu} not found",
-                             f"install {self.arch.debian_package} (./setup.sh does)")
+                             f"install {self.arch.qemu_package} (./setup.sh does)")
         # Unix socket paths are limited to 108 bytes: keep them in a short temp dir.
         self._tmp = tmpdirs.make("qemu")
         small = sum(d.size_mib for d in self.spec.disks) <= MEMORY_DISKS_MIB
@@ -253,13 +250,28 @@ class QemuMachine:
             time.sleep(0.02)
         return True
 
-    def _stderr_text(self) -> str:
+    def _stderr_text(self, limit: int = 4096) -> str:
         if self._tmp is None:
             return ""
         try:
-            return (self._tmp / "qemu.stderr").read_bytes()[-4096:].decode(errors="replace")
+            with (self._tmp / "qemu.stderr").open("rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - limit))
+                return f.read(limit).decode(errors="replace")
         except OSError:
             return ""
+
+    def _keep_log(self) -> None:
+        """QEMU's stderr, when it said anything, beside the console (`qemu.log`), its tail bounded.
+
+        A guest that dies late (an assertion in a device model, a host
+        signal) is explained only here; it is gone with the temp dir otherwise.
+        """
+        text = self._stderr_text(QEMU_LOG_BYTES)
+        if text.strip():
+            try:
+                atomic.write_text(self.console_log.with_name("qemu.log"), text)
+            except OSError as exc:
+                log.warning("could not keep QEMU's log: %s", exc)
 
     def console_tail(self, lines: int = 40) -> str:
         try:
@@ -345,7 +357,7 @@ class QemuMachine:
                 log.debug("QMP close failed: %s", exc)
 
     def close(self) -> None:
-        """Soft stop (QMP quit), then SIGKILL; keep the console; remove temp files."""
+        """Soft stop (QMP quit), then SIGKILL; keep the console and QEMU's own log; remove temp files."""
         if self._proc is not None:
             if self._proc.poll() is None:
                 self.quit()
@@ -353,11 +365,8 @@ class QemuMachine:
                     self._proc.kill()
                     self._proc.wait()
             self._proc = None
+            self._keep_log()
         for tmp in (self._tmp, self._disks):
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
         self._tmp = self._disks = None
-
-    def kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            os.kill(self._proc.pid, signal.SIGKILL)

@@ -42,10 +42,6 @@ class CommandResult:
         return self.stdout.decode(errors="replace")
 
 
-class GuestTimeout(GuestError):
-    """A command did not finish within its deadline."""
-
-
 class GuestShell:
     """An SSH session to root@127.0.0.1:`port` with the guest's key pinned."""
 
@@ -120,23 +116,6 @@ class GuestShell:
         except (OSError, paramiko.SSHException, EOFError) as exc:
             raise GuestError(f"SSH command failed: {exc}", "see console.log") from exc
         return CommandResult(command, status, out, err, time.monotonic() - start, truncated, timed_out)
-
-    def check(self, command: str, timeout: float, **kw: object) -> CommandResult:
-        """run(), raising GuestError on a non-zero exit or a timeout."""
-        res = self.run(command, timeout, **kw)  # type: ignore[arg-type]
-        if res.timed_out:
-            raise GuestTimeout(f"guest command timed out after {timeout:.0f}s: {command[:80]}")
-        if res.exit_status != 0:
-            tail = res.stderr.decode(errors="replace").strip()[-200:]
-            raise GuestError(f"guest command exited {res.exit_status}: {command[:80]}: {tail}")
-        return res
-
-    def put(self, data: bytes, remote: str, timeout: float = 60.0) -> None:
-        self.check(f"cat > {shlex.quote(remote)}", timeout, stdin=data)
-
-    def get(self, remote: str, limit: int, timeout: float = 60.0) -> bytes:
-        """Read a guest file, at most `limit` bytes (the guest's claim of size is not trusted)."""
-        return self.check(f"head -c {int(limit)} {shlex.quote(remote)}", timeout, limit=limit).stdout
 
     def close(self) -> None:
         if self._client is not None:

@@ -13,16 +13,16 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from harness import tmpdirs
-from harness.errors import KharnessError, UsageError
+from harness import devices, tmpdirs
+from harness.arches import preset
+from harness.errors import KernelFault, KharnessError, UsageError
 from harness.initramfs import keys
 from harness.initramfs.base import BaseSpec, build_base, programs_for
-from harness.initramfs.modules import BOOT_MODULES, DEVICE_MODULES, build_modules_layer
+from harness.initramfs.modules import build_modules_layer
 from harness.initramfs.runlayer import assemble, build_run_layer
 from harness.kernel.resolve import resolve
 from harness.machine import accel as accel_mod
 from harness.machine import dtb, traffic
-from harness.machine.arches import preset
 from harness.machine.guest import Access, Booted, QemuGuest
 from harness.machine.qemu import Disk, MachineSpec, Nic
 from harness.model import Cell, Kernel
@@ -31,9 +31,6 @@ from harness.workloads import load as load_workload
 
 # Guest scripts every boot carries: collectors and the workload launcher.
 CORE_SCRIPTS = ("kharness-run.sh", "kharness-snapshot.sh", "kharness-trace.sh", "kharness-sample.sh")
-# Every guest loads the SSH NIC's modules plus virtio-rng, without which
-# dropbear waits seconds for the kernel's random pool under TCG.
-BASE_MODULES = (*BOOT_MODULES, "virtio_rng")
 
 
 def cell_workloads(cell: Cell, dirs: tuple[Path, ...] = ()) -> list[Workload]:
@@ -44,17 +41,16 @@ def disks_for(workloads: list[Workload]) -> tuple[Disk, ...]:
     disks: dict[str, Disk] = {}
     for wl in workloads:
         for d in wl.devices:
-            if d.kind == "virtio-net":
-                continue
-            disks.setdefault(d.id, Disk(d.id, d.kind, d.size_mib))
+            if devices.get(d.kind).role == "disk":
+                disks.setdefault(d.id, Disk(d.id, d.kind, d.size_mib))
     return tuple(disks.values())
 
 
 def nics_for(workloads: list[Workload], peer_log: Path) -> tuple[Nic, ...]:
-    """One traffic NIC per virtio-net device id, with a peer per traffic role."""
+    """One traffic NIC per NIC device id, with a peer per traffic role."""
     peers = tuple((role, port, traffic.command(role, peer_log)) for role, port in traffic.PORTS)
-    ids = dict.fromkeys(d.id for wl in workloads for d in wl.devices if d.kind == "virtio-net")
-    return tuple(Nic(i, peers) for i in ids)
+    found = {d.id: d.kind for wl in workloads for d in wl.devices if devices.get(d.kind).role == "nic"}
+    return tuple(Nic(i, peers, kind) for i, kind in found.items())
 
 
 def machine_tree(cell: Cell, spec: MachineSpec) -> tuple[MachineSpec, dict[str, object]]:
@@ -66,11 +62,9 @@ def machine_tree(cell: Cell, spec: MachineSpec) -> tuple[MachineSpec, dict[str, 
 
 
 def modules_for(workloads: list[Workload]) -> list[str]:
-    wanted = list(BASE_MODULES)
-    for wl in workloads:
-        for d in wl.devices:
-            wanted += DEVICE_MODULES[d.kind]
-        wanted += wl.modules
+    """Every guest's devices' modules, then the workloads' devices' and their own extra ones."""
+    wanted = list(devices.modules_for(d.kind for wl in workloads for d in wl.devices))
+    wanted += [m for wl in workloads for m in wl.modules]
     return list(dict.fromkeys(wanted))
 
 
@@ -124,7 +118,7 @@ def boot_cell(cell: Cell, rep_path: Path, accel: str = "auto",
         with QemuGuest(spec, Access(host.public_line, client.private_path), rep_path / "console.log") as guest:
             try:
                 guest.boot(cell.timeouts.boot)
-            except KharnessError as exc:
+            except (KharnessError, KernelFault) as exc:
                 exc.details = {"qemu": guest.describe()}  # cell.json keeps the argv of a failed boot
                 raise
             info = kernel_facts(kernel) | {"initramfs": facts, "host_key": host.public_line,

@@ -16,12 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import atomic, results
-from harness.collect import console as console_scan
+from harness import atomic, devices, results
 from harness.collect import derived
 from harness.collect import snapshot as snap
-from harness.errors import GuestError, KharnessError
-from harness.machine.guest import BootFn, Guest
+from harness.errors import GuestError, KernelFault, KharnessError
+from harness.machine.guest import BootFn, Guest, scan_console
 from harness.machine.qemu import traffic_env
 from harness.model import Cell, Metric, Status, TestResult, worst
 from harness.results import RepRecord
@@ -59,6 +58,12 @@ class _Rep:
     qemu: dict[str, object] = field(default_factory=dict)
     ran: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # collector parse problems, kept in raw/
+    phase: str = "boot"  # what the repetition is doing: names the testcase of a failure there
+
+
+def _qemu_details(details: dict[str, object]) -> dict[str, object]:
+    qemu = details.get("qemu")
+    return dict(qemu) if isinstance(qemu, dict) else {}
 
 
 def run_repetition(cell: Cell, rep: int, run_dir: Path, workloads: dict[str, Workload],
@@ -72,9 +77,12 @@ def run_repetition(cell: Cell, rep: int, run_dir: Path, workloads: dict[str, Wor
     started = time.monotonic()
     try:
         _boot_and_run(state, workloads, boot, progress)
-    except KharnessError as exc:  # before or during boot: artefacts, QEMU, SSH
-        state.qemu = state.qemu or dict(exc.details.get("qemu", {}))  # type: ignore[call-overload]
-        state.tests.append(TestResult("boot", "error", str(exc), getattr(exc, "console_tail", "")))
+    except KernelFault as exc:  # the machine layer saw the kernel fail (its console says so)
+        state.qemu = state.qemu or _qemu_details(exc.details)
+        state.tests.append(TestResult(state.phase, "fail", exc.summary, exc.excerpt))
+    except KharnessError as exc:  # ours: artefacts, QEMU, SSH, a guest lost without a kernel message
+        state.qemu = state.qemu or _qemu_details(exc.details)
+        state.tests.append(TestResult(state.phase, "error", str(exc), getattr(exc, "console_tail", "")))
     except Exception as exc:  # a harness bug must not end the run: record it, go on
         log.exception("internal error in %s#%d", cell.slug, rep)
         state.tests.append(TestResult("harness", "error", f"internal error: {exc!r}"))
@@ -105,6 +113,7 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
         state.timings["prepare"] = round(time.monotonic() - t0 - booted.boot_seconds, 3)
         state.tests.append(TestResult("boot", "pass", seconds=round(time.monotonic() - t0, 3)))
         guest = booted.guest
+        state.phase = "setup"
         t_setup = time.monotonic()
         _guest_setup(guest, state)
         state.timings["setup"] = round(time.monotonic() - t_setup, 3)
@@ -116,6 +125,7 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
                 state.tests.append(TestResult(f"workload:{wl_run.name}", "skipped", "cell timeout reached"))
                 continue
             progress(f"workload {wl_run.name}")
+            state.phase = f"workload:{wl_run.name}"
             wl = workloads[wl_run.name]
             ok = _sampled(guest, state, wl, dict(wl_run.params), before.pagesize)
             if not guest.alive():
@@ -138,6 +148,7 @@ def _guest_setup(guest: Guest, state: _Rep) -> None:
 
 
 def _snapshot(guest: Guest, state: _Rep, tag: str) -> snap.Snapshot:
+    state.phase = f"snapshot:{tag}"
     t0 = time.monotonic()
     parsed = snapshots.take(guest, state.path / "raw", tag)
     state.timings[f"snapshot.{tag}"] = round(time.monotonic() - t0, 3)
@@ -169,6 +180,9 @@ def _run_workload(guest: Guest, state: _Rep, wl: Workload, params: dict[str, obj
     try:
         res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-run.sh {GUEST_SCRIPTS}/{shlex.quote(wl.script.name)}",
                         timeout=timeout, env=env, limit=RAW_OUTPUT_LIMIT)
+    except KernelFault as exc:  # the guest was lost and the console says the kernel failed
+        state.tests.append(TestResult(name, "fail", exc.summary, exc.excerpt))
+        return None
     except GuestError as exc:
         state.tests.append(TestResult(name, "error", str(exc)))
         return None
@@ -201,10 +215,17 @@ def _run_workload(guest: Guest, state: _Rep, wl: Workload, params: dict[str, obj
 
 
 def _device_env(wl: Workload) -> dict[str, str]:
-    # kharness-run.sh turns each serial into KH_DEV_<ID>=/dev/... in the guest;
-    # a NIC is no disk: its script gets KH_NET_<ID> (MAC, address, peer ports).
-    env = {f"KH_SERIAL_{d.id.upper()}": d.id for d in wl.devices if d.kind != "virtio-net"}
-    env.update({f"KH_NET_{d.id.upper()}": traffic_env() for d in wl.devices if d.kind == "virtio-net"})
+    # kharness-run.sh turns each disk's serial into KH_DEV_<ID>=/dev/... in the
+    # guest, searching the way the device kind says (KH_FIND_<ID>); a NIC is
+    # no disk: its script gets KH_NET_<ID> (MAC, address, peer ports).
+    env: dict[str, str] = {}
+    for d in wl.devices:
+        kind = devices.get(d.kind)
+        if kind.role == "disk":
+            env[f"KH_SERIAL_{d.id.upper()}"] = d.id
+            env[f"KH_FIND_{d.id.upper()}"] = kind.find
+        elif kind.role == "nic":
+            env[f"KH_NET_{d.id.upper()}"] = traffic_env()
     return env
 
 
@@ -231,14 +252,14 @@ def _workload_metrics(text: str, wl: Workload) -> tuple[list[Metric], list[str]]
 def _save_dmesg(guest: Guest, state: _Rep) -> None:
     try:
         res = guest.run("dmesg", timeout=30.0)
-    except GuestError:
+    except (GuestError, KernelFault):  # best effort: console.log has the kernel's messages anyway
         return
     atomic.write_bytes(state.path / "raw" / "dmesg.txt", res.stdout[:RAW_OUTPUT_LIMIT])
 
 
 def _scan_console(state: _Rep) -> None:
     try:
-        hits = console_scan.scan_file(state.path / "console.log")
+        hits = scan_console(state.path / "console.log")
     except OSError:
         hits = []
     for hit in hits:
@@ -246,12 +267,6 @@ def _scan_console(state: _Rep) -> None:
                                       f"console line {hit.line}: {hit.summary}", hit.excerpt))
     if not hits and any(t.name == "boot" and t.status == "pass" for t in state.tests):
         state.tests.append(TestResult("console:clean", "pass"))
-    # With a kernel fault on the console, a lost guest (no ready marker, SSH
-    # gone) is the kernel's failure, not ours.
-    if hits:
-        for i, t in enumerate(state.tests):
-            if t.status == "error":
-                state.tests[i] = TestResult(t.name, "fail", t.message, t.output, t.seconds)
 
 
 def _judge(state: _Rep) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, atomic, results
+from harness import __version__, arches, atomic, results
 from harness.config.load import Config
 from harness.errors import EXIT_FAILURES, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from harness.machine.guest import BootFn
@@ -244,7 +244,7 @@ def host_facts() -> dict[str, Any]:
 
 def _tools() -> dict[str, str]:
     versions = {"kharness": __version__}
-    for binary in ("qemu-system-x86_64", "qemu-system-aarch64"):
+    for binary in sorted({p.qemu for p in arches.presets().values()}):
         try:
             out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
         except (OSError, subprocess.TimeoutExpired):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from harness import document
+from harness import devices, document
 from harness.document import (
     Kind,
     Node,
@@ -42,7 +42,6 @@ from harness.model import Better, MetricKind
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent.parent / "guest_scripts"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
-DEVICE_KINDS = ("virtio-blk", "nvme", "virtio-net", "usb-storage")
 DECL_KEYS = ("description", "script", "devices", "params", "timeout", "metrics", "modules", "programs")
 DECL = Kind("workload declaration", "guest_scripts/dd-direct.yaml")
 _DEVICE_EXAMPLE = "{kind: virtio-blk, id: scratch, size_mib: 64}"
@@ -51,7 +50,7 @@ _PARAM_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 @dataclass(frozen=True)
 class DeviceDecl:
-    kind: str  # one of DEVICE_KINDS
+    kind: str  # a device kind of role disk or nic (harness/devices/)
     id: str  # serial, and KH_DEV_<ID> in the guest
     size_mib: int = 256
 
@@ -152,9 +151,9 @@ def _device(node: Node) -> DeviceDecl:
 
 
 def _device_kind(node: Node) -> str:
-    """A kind QEMU can attach for a workload."""
+    """A kind harness.devices can attach to a workload (not a boot-only device)."""
     kind = string(node, "virtio-blk")
-    known = DEVICE_KINDS
+    known = devices.names("disk") + devices.names("nic")
     if kind not in known:
         raise node.error(f"unknown device kind {kind!r}{did_you_mean(kind, known)}",
                          f"use one of {', '.join(known)}")

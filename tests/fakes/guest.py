@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import GuestError
-from harness.machine.guest import Booted, BootFn
+from harness.machine.guest import Booted, BootFn, console_fault
 from harness.machine.ssh import DEFAULT_OUTPUT_LIMIT, CommandResult
 from harness.model import Cell
 
@@ -41,7 +41,13 @@ class FakeGuest:
         if not self.is_alive:
             raise GuestError("the SSH connection to the guest is gone (fake)")
         for responder in self.responders:
-            result = responder(command, env or {})
+            try:
+                result = responder(command, env or {})
+            except GuestError as lost:  # as the real backend does: the console decides whose fault
+                fault = console_fault(self.console_log)
+                if fault is not None:
+                    raise fault from lost
+                raise
             if result is not None:
                 return result
         return ok(command)

@@ -15,7 +15,10 @@ import subprocess
 import zlib
 from pathlib import Path
 
-from harness.kernel.image import ARM64_MAGIC, PE_MACHINE_ARM64, ZBOOT_TYPE
+from harness.arches import preset
+from harness.kernel.image import ARM64_MAGIC, ZBOOT_TYPE
+
+PE_MACHINE_ARM64 = preset("arm64").pe_machine
 
 # Leading bytes written where a bzImage payload starts, per compressor.
 _PAYLOAD_MAGIC = {

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.arches import preset
 from harness.machine import accel
-from harness.machine.arches import preset
 
 
 def _host_preset():  # type: ignore[no-untyped-def]

@@ -1,6 +1,7 @@
 """A kernel from a source tree, built to boot in a kharness guest without modules.
 
-For `git bisect run kharness check --tree .`: every commit is built out of
+The kernel layer's one way to build (used by check, bisect and run). For
+`git bisect run kharness check --tree .`: every commit is built out of
 tree (make O=...), from the config the user names (a file, or a make target
 such as defconfig or tinyconfig) plus the options a kharness guest needs,
 all as =y so no modules have to be found, packed and loaded. The same
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from harness import devices
+from harness.arches import ArchBuild, preset
 from harness.errors import InfraError, KernelFault, UsageError
 from harness.kernel.kconfig import read_config
 from harness.model import Arch
@@ -32,51 +35,22 @@ from harness.model import Arch
 LOG_TAIL_LINES = 30
 MAKE_TARGET_RE = re.compile(r"[a-z0-9_.-]*config")
 
-# What every kharness guest needs, beyond the user's config. Dependencies are
+# What every kharness guest needs, beyond the user's config and its devices'
+# (each device kind's build options, harness/devices/). Dependencies are
 # listed too: olddefconfig drops a symbol whose dependencies are off.
-GUEST_OPTIONS: tuple[str, ...] = (
+CORE_OPTIONS: tuple[str, ...] = (
     # init, busybox, dropbear and fio from a Debian userland in an uncompressed initramfs
     "BLK_DEV_INITRD", "BINFMT_ELF", "BINFMT_SCRIPT", "MULTIUSER", "SYSVIPC", "POSIX_TIMERS",
     "FUTEX", "EPOLL", "SIGNALFD", "TIMERFD", "EVENTFD", "SHMEM", "AIO", "IO_URING",
     "FILE_LOCKING", "ADVISE_SYSCALLS", "PRINTK", "BUG", "TTY", "UNIX98_PTYS",
     "PROC_FS", "PROC_SYSCTL", "SYSFS", "TMPFS", "DEVTMPFS", "DEVTMPFS_MOUNT",
-    # SSH over QEMU user networking on virtio-net
-    "NET", "INET", "UNIX", "NETDEVICES", "NET_CORE",
-    "PCI", "PCI_MSI", "VIRTIO_MENU", "VIRTIO", "VIRTIO_PCI", "VIRTIO_NET",
-    # virtio-rng: without entropy dropbear waits for the crng under TCG
-    "HW_RANDOM", "HW_RANDOM_VIRTIO",
-    # the workloads' scratch disks
-    "BLOCK", "BLK_DEV", "VIRTIO_BLK", "BLK_DEV_NVME",
     # the figures: /proc/slabinfo needs SLUB_DEBUG; swiotlb in debugfs; the
     # swiotlb_bounced tracepoint counted by a hist trigger
     "SLUB", "SLUB_DEBUG", "DEBUG_FS", "FTRACE", "HIST_TRIGGERS",
 )
-
-
-@dataclass(frozen=True)
-class ArchBuild:
-    """How to build for one guest arch (per-arch knowledge as data)."""
-
-    arch: Arch
-    make_arch: str  # ARCH=
-    src_arch: str  # its directory under arch/
-    target: str  # the image make target
-    image: str  # where it lands in the output directory
-    host_machine: str  # platform.machine() of a host that builds natively
-    cross_compile: str  # CROSS_COMPILE= elsewhere (Debian's cross toolchain)
-    cross_package: str  # the Debian package that has it
-    options: tuple[str, ...]  # the serial console and PCI host of QEMU's machine
-
-
-ARCH_BUILDS: dict[str, ArchBuild] = {
-    "x86_64": ArchBuild("x86_64", "x86_64", "x86", "bzImage", "arch/x86/boot/bzImage", "x86_64",
-                        "x86_64-linux-gnu-", "gcc-x86-64-linux-gnu",
-                        ("64BIT", "SERIAL_8250", "SERIAL_8250_CONSOLE")),
-    # QEMU 7.2 boots a plain arm64 Image, not the EFI zboot image.
-    "arm64": ArchBuild("arm64", "arm64", "arm64", "Image", "arch/arm64/boot/Image", "aarch64",
-                       "aarch64-linux-gnu-", "gcc-aarch64-linux-gnu",
-                       ("SERIAL_AMBA_PL011", "SERIAL_AMBA_PL011_CONSOLE", "PCI_HOST_GENERIC")),
-}
+# Every source-built guest kernel: the core plus the devices every build has
+# (the SSH NIC, entropy, virtio-blk and NVMe scratch disks).
+GUEST_OPTIONS: tuple[str, ...] = tuple(dict.fromkeys((*CORE_OPTIONS, *devices.every_build_options())))
 
 
 @dataclass(frozen=True)
@@ -87,6 +61,7 @@ class BuildRequest:
     kconfig: str  # a config file, or a make target (defconfig, tinyconfig, ...)
     jobs: int = os.cpu_count() or 1
     timeout: float = 3 * 3600.0
+    devices: tuple[str, ...] = ()  # device kinds the cells need beyond every build's (e.g. usb-storage)
 
 
 @dataclass(frozen=True)
@@ -104,10 +79,12 @@ class BuildFailure(KernelFault):
 
 def build(req: BuildRequest, log: Path) -> Built:
     """Configure and build `req.tree` into `req.out`; the make output goes to `log`."""
-    spec = ARCH_BUILDS[req.arch]
+    arch = preset(req.arch)
+    spec = arch.build
     tree = _check_tree(req.tree, spec)
     base = _base_config(req.kconfig)
-    make = make_argv(tree, req.out, spec, req.jobs)
+    make = make_argv(tree, req.out, arch.name, req.jobs)
+    wanted = options(req)
     req.out.mkdir(parents=True, exist_ok=True)
     started, cpu = time.monotonic(), _children_cpu()
     with log.open("w") as sink:
@@ -116,9 +93,9 @@ def build(req: BuildRequest, log: Path) -> Built:
         else:
             shutil.copyfile(base, req.out / ".config")
         with (req.out / ".config").open("a") as f:
-            f.write("\n# kharness guest needs\n" + fragment(spec))
+            f.write("\n# kharness guest needs\n" + fragment(wanted))
         _make([*make, "olddefconfig"], sink, req.timeout, log)
-        _check_options(req.out / ".config", spec)
+        _check_options(req.out / ".config", wanted)
         _make([*make, spec.target], sink, req.timeout, log)
     image = req.out / spec.image
     if not image.is_file():
@@ -132,17 +109,25 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def fragment(spec: ArchBuild) -> str:
+def options(req: BuildRequest) -> tuple[str, ...]:
+    """Every option (=y) the guest needs: every build's, the cells' devices', the arch's machine's."""
+    extra = (o for name in req.devices for o in devices.get(name).build_options)
+    return tuple(dict.fromkeys((*GUEST_OPTIONS, *extra, *preset(req.arch).build.options)))
+
+
+def fragment(wanted: tuple[str, ...]) -> str:
     """The options appended to the user's config; kconfig takes the last value given."""
-    return "".join(f"CONFIG_{o}=y\n" for o in (*GUEST_OPTIONS, *spec.options))
+    return "".join(f"CONFIG_{o}=y\n" for o in wanted)
 
 
-def make_argv(tree: Path, out: Path, spec: ArchBuild, jobs: int) -> list[str]:
+def make_argv(tree: Path, out: Path, arch_name: Arch, jobs: int) -> list[str]:
+    arch = preset(arch_name)
+    spec = arch.build
     argv = ["make", "-C", str(tree), f"O={out.absolute()}", f"ARCH={spec.make_arch}", f"-j{max(1, jobs)}"]
-    if platform.machine() != spec.host_machine:
+    if platform.machine() != arch.host_machine:
         compiler = spec.cross_compile + "gcc"
         if shutil.which(compiler) is None:
-            raise InfraError(f"no {compiler} to build an {spec.arch} kernel on {platform.machine()}",
+            raise InfraError(f"no {compiler} to build an {arch.name} kernel on {platform.machine()}",
                              f"apt-get install {spec.cross_package}")
         argv.append(f"CROSS_COMPILE={spec.cross_compile}")
     return argv
@@ -182,9 +167,9 @@ def _make(argv: list[str], sink: IO[str], timeout: float, log: Path) -> None:
         raise BuildFailure(f"make {argv[-1]} exited with {res.returncode}", _tail(log))
 
 
-def _check_options(config: Path, spec: ArchBuild) -> None:
+def _check_options(config: Path, wanted: tuple[str, ...]) -> None:
     values = read_config(config)
-    missing = [o for o in (*GUEST_OPTIONS, *spec.options) if values.get(o) != "y"]
+    missing = [o for o in wanted if values.get(o) != "y"]
     if missing:
         raise BuildFailure(f"this tree's Kconfig cannot give the guest {', '.join(missing)} (=y)",
                            "their dependencies are off or they do not exist in this version")
