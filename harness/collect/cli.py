@@ -1,18 +1,35 @@
 """`kharness slab`: slab figures from a saved /proc/slabinfo, no guest needed.
 
-    kharness slab whatif FILE --minalign 64 [--pagesize 4096]
+    kharness slab whatif FILE|DIR --minalign 64 [--pagesize 4096] [--cell ID] [--rep N]
                          [--objects active|total] [--format table|json]
+
+DIR is a result directory, a cell's directory (`cells/<id>/`) or one
+repetition's (`cells/<id>/<rep>/`): the boot slabinfo it saved
+(`raw/boot/slabinfo`) is used, and the guest's page size from
+`raw/boot/pagesize`. A result directory is untrusted input: below the
+directory given, no symlink is followed and every read is bounded.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from harness.collect import slabinfo, whatif
+from harness.collect import slabinfo, snapshot, whatif
 from harness.collect.text import MAX_INPUT, ParseError
 from harness.errors import UsageError
+
+BOOT_SLABINFO = ("raw", "boot", "slabinfo")
+BOOT_PAGESIZE = ("raw", "boot", "pagesize")
+MAX_LISTED = 8  # cell ids named in an error message
+MAX_ENTRIES = 100_000  # directory entries looked at in one folder of a result directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,47 +39,226 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="extra kmalloc memory if the minimum alignment were N",
         description="From a /proc/slabinfo taken at a small kmalloc minalign (e.g. 8 on "
         "arm64 6.5+), the extra memory if every kmalloc object were rounded up to "
-        "minalign N, per size class, with the formula used.",
+        "minalign N, per size class, with the formula used. FILE may also be a result, "
+        "cell or repetition directory: its boot slabinfo (raw/boot/slabinfo) is used.",
     )
-    p.add_argument("file", type=Path, metavar="FILE", help="a copy of /proc/slabinfo")
+    p.add_argument("file", type=Path, metavar="FILE|DIR",
+                   help="a copy of /proc/slabinfo, or a result/cell/repetition directory")
     p.add_argument("--minalign", type=int, required=True, choices=whatif.ALIGNMENTS,
                    help="the minimum alignment to ask about, in bytes")
     p.add_argument("--pagesize", type=_pagesize, default=None,
-                   help="the guest's page size in bytes (default: inferred from the slabs)")
+                   help="the guest's page size in bytes (default: the run's, else inferred from the slabs)")
+    p.add_argument("--cell", metavar="ID",
+                   help="with a result directory of several cells: which one (its id or slug)")
+    p.add_argument("--rep", type=_rep, metavar="N",
+                   help="with a result or cell directory: which repetition (default: the first with a slabinfo)")
     p.add_argument("--objects", choices=("active", "total"), default="active",
                    help="count objects in use (default) or every slot of the slabs")
     p.add_argument("--format", choices=("table", "json"), default="table")
 
 
 def main(args: argparse.Namespace) -> int:
-    info = read_slabinfo(args.file)
-    pagesize, source = args.pagesize, "given"
+    source = find_source(args.file, getattr(args, "cell", None), getattr(args, "rep", None))
+    info = parse_slabinfo(source.slabinfo, source.data)
+    pagesize, how = args.pagesize, "given"
+    if pagesize is None and source.pagesize is not None:
+        pagesize, how = source.pagesize, "the run's raw/boot/pagesize"
     if pagesize is None:
-        pagesize, source = slabinfo.infer_pagesize(info) or 4096, "inferred from the slabinfo"
+        pagesize, how = slabinfo.infer_pagesize(info) or 4096, "inferred from the slabinfo"
     try:
         result = whatif.compute(info, args.minalign, pagesize, args.objects)
     except ValueError as exc:
         fix = "use a slabinfo taken at a minalign <= --minalign"
-        raise UsageError(f"{args.file}: {exc}", fix) from exc
+        raise UsageError(f"{source.slabinfo}: {exc}", fix) from exc
     if args.format == "json":
-        print(json.dumps(whatif.to_json(result, source), indent=2))
+        doc = whatif.to_json(result, how)
+        if source.slabinfo != args.file:
+            doc["slabinfo"] = str(source.slabinfo)
+        print(json.dumps(doc, indent=2))
     else:
-        print(whatif.table(result, source))
+        if source.slabinfo != args.file:
+            print(f"slabinfo: {source.slabinfo}")
+        print(whatif.table(result, how))
     return 0
 
 
-def read_slabinfo(path: Path) -> slabinfo.SlabInfo:
-    """Parse a saved slabinfo; UsageError (exit 2) with one line if it is not one."""
-    fix = "give a copy of /proc/slabinfo read as root in the guest"
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_INPUT + 1)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read ({exc.strerror or exc})", fix) from exc
+def parse_slabinfo(path: Path, data: bytes) -> slabinfo.SlabInfo:
     try:
         return slabinfo.parse(data)
     except ParseError as exc:
-        raise UsageError(f"{path}: not a /proc/slabinfo ({exc})", fix) from exc
+        raise UsageError(f"{path}: not a /proc/slabinfo ({exc})",
+                         "give a copy of /proc/slabinfo read as root in the guest") from exc
+
+
+# --- a result directory: untrusted, read without following symlinks ------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    slabinfo: Path  # what was read, for the messages and the output
+    data: bytes
+    pagesize: int | None = None  # the guest's, when the run saved it
+
+
+def find_source(given: Path, cell: str | None = None, rep: int | None = None) -> Source:
+    """The slabinfo FILE|DIR names: the file itself, or a directory's boot slabinfo."""
+    if not given.is_dir():
+        if cell is not None or rep is not None:
+            raise UsageError(f"{given}: --cell and --rep need a result directory, not a file",
+                             "leave them out, or give the result directory")
+        return Source(given, _read_file(given))
+    with _opendir(given) as top:
+        path, fd = _rep_dir(given, top, cell, rep)
+        try:
+            data = _read_at(fd, path, BOOT_SLABINFO)
+            try:
+                size: int | None = snapshot.pagesize(_read_at(fd, path, BOOT_PAGESIZE).decode("ascii", "replace"))
+            except (UsageError, ParseError):
+                size = None  # not saved, or not readable: inferred from the slabs instead
+        finally:
+            if fd != top:
+                os.close(fd)
+    return Source(path.joinpath(*BOOT_SLABINFO), data, size)
+
+
+def _rep_dir(given: Path, top: int, cell: str | None, rep: int | None) -> tuple[Path, int]:
+    """(path, fd) of the repetition directory meant by `given` (a run, cell or repetition)."""
+    names = _subdirs(top, given)
+    if "raw" in names:  # a repetition's own directory
+        if cell is not None or rep is not None:
+            raise UsageError(f"{given}: a repetition's directory; --cell and --rep do not apply",
+                             "leave them out, or give the result directory")
+        return given, top
+    if "cells" in names:  # a result directory
+        with _opendir_at(top, "cells", given) as cells_fd:
+            ids = sorted(_subdirs(cells_fd, given / "cells"))
+            cell_id = _pick_cell(given, ids, cell)
+            with _opendir_at(cells_fd, cell_id, given / "cells") as cell_fd:
+                return _pick_rep(given / "cells" / cell_id, cell_fd, rep)
+    reps = [n for n in names if n.isdigit()]
+    if reps:  # a cell's directory
+        if cell is not None:
+            raise UsageError(f"{given}: a cell's directory; --cell does not apply", "leave it out")
+        return _pick_rep(given, top, rep)
+    raise UsageError(f"{given}: neither a slabinfo file nor a result, cell or repetition directory",
+                     "give a copy of /proc/slabinfo, or a directory written by kharness run")
+
+
+def _pick_cell(run_dir: Path, ids: list[str], cell: str | None) -> str:
+    def listed() -> str:
+        shown = ", ".join(ids[:MAX_LISTED]) + (f", ... ({len(ids)} in all)" if len(ids) > MAX_LISTED else "")
+        return shown or "none"
+
+    if cell is None:
+        if len(ids) == 1:
+            return ids[0]
+        raise UsageError(f"{run_dir}: {len(ids)} cells, which one?", f"give --cell ID, one of: {listed()}")
+    matches = [i for i in ids if i == cell] or [i for i in ids if i.rsplit("-", 1)[0] == cell]
+    if len(matches) != 1:
+        what = "no cell" if not matches else f"{len(matches)} cells"
+        raise UsageError(f"{run_dir}: {what} named {cell!r}", f"give --cell ID, one of: {listed()}")
+    return matches[0]
+
+
+def _pick_rep(cell_dir: Path, cell_fd: int, rep: int | None) -> tuple[Path, int]:
+    reps = sorted(int(n) for n in _subdirs(cell_fd, cell_dir) if n.isdigit() and len(n) < 7)
+    if rep is not None:
+        if rep not in reps:
+            raise UsageError(f"{cell_dir}: no repetition {rep}",
+                             f"give --rep one of {', '.join(map(str, reps)) or '(none)'}")
+        reps = [rep]
+    for r in reps:
+        fd = _open_dir_fd(cell_fd, str(r), cell_dir)
+        try:
+            os.stat(BOOT_SLABINFO[0], dir_fd=fd, follow_symlinks=False)
+            return cell_dir / str(r), fd
+        except OSError:
+            os.close(fd)
+    raise UsageError(f"{cell_dir}: no repetition with a boot slabinfo (raw/boot/slabinfo)",
+                     "did the cell boot? see its console.log")
+
+
+def _subdirs(fd: int, where: Path) -> set[str]:
+    """Names of the real directories (never symlinks) in the folder open at `fd`, bounded."""
+    found: set[str] = set()
+    with os.scandir(fd) as entries:
+        for i, entry in enumerate(entries):
+            if i >= MAX_ENTRIES:
+                raise UsageError(f"{where}: more than {MAX_ENTRIES} entries", "not a kharness result directory")
+            if entry.is_dir(follow_symlinks=False):
+                found.add(entry.name)
+    return found
+
+
+@contextmanager
+def _opendir(path: Path) -> Iterator[int]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot open ({exc.strerror})", "give a result directory") from exc
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _opendir_at(parent: int, name: str, where: Path) -> Iterator[int]:
+    fd = _open_dir_fd(parent, name, where)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _open_dir_fd(parent: int, name: str, where: Path) -> int:
+    try:
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    except OSError as exc:
+        raise _refused(where / name, exc) from exc
+
+
+def _read_at(fd: int, base: Path, parts: tuple[str, ...]) -> bytes:
+    """Read base/parts... below the directory open at `fd`: no symlink, a regular file, bounded."""
+    opened: list[int] = []
+    try:
+        here = fd
+        for i, name in enumerate(parts[:-1]):
+            here = _open_dir_fd(here, name, base.joinpath(*parts[:i]))
+            opened.append(here)
+        path = base.joinpath(*parts)
+        try:
+            file_fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=here)
+        except OSError as exc:
+            raise _refused(path, exc) from exc
+        with os.fdopen(file_fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise UsageError(f"{path}: not a regular file", "a result directory holds plain files")
+            return f.read(MAX_INPUT + 1)
+    finally:
+        for o in reversed(opened):
+            os.close(o)
+
+
+def _read_file(path: Path) -> bytes:
+    """The FILE a person named (a symlink of theirs is fine); bounded, a regular file."""
+    try:
+        with path.open("rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise UsageError(f"{path}: not a regular file", "give a copy of /proc/slabinfo")
+            return f.read(MAX_INPUT + 1)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror or exc})",
+                         "give a copy of /proc/slabinfo read as root in the guest") from exc
+
+
+def _refused(path: Path, exc: OSError) -> UsageError:
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return UsageError(f"{path}: a symlink or not a directory, not followed",
+                          "a result directory is read without following symlinks; give the file itself")
+    if exc.errno == errno.ENOENT:
+        return UsageError(f"{path}: missing", "did the cell boot? see its console.log")
+    return UsageError(f"{path}: cannot read ({exc.strerror})", "check the permissions")
 
 
 def _pagesize(text: str) -> int:
@@ -73,3 +269,9 @@ def _pagesize(text: str) -> int:
     if value < 1024 or value > 1 << 20 or value & (value - 1):
         raise argparse.ArgumentTypeError(f"{value} is not a page size (4096, 16384, 65536)")
     return value
+
+
+def _rep(text: str) -> int:
+    if not text.isdigit() or len(text) > 6:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a repetition number (0, 1, ...)")
+    return int(text)

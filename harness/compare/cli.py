@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,15 +16,17 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness import atomic
-from harness.compare import htmlpage, jsondoc, junitreport, markdown, text
+from harness.compare import htmlpage, jsondoc, junitreport, mail, markdown, text
 from harness.compare.diff import Comparison, compare_runs
 from harness.compare.load import Selection, check_selection, load_samples
 from harness.compare.rules import Rules, load_rules
 from harness.compare.table import no_match_hint
 from harness.errors import EXIT_FAILURES, EXIT_OK, UsageError
+from harness.formats import terminal
 
-FORMATS = ("text", "markdown", "json", "html", "junit")
-DEFAULT_LIMIT = {"text": 50, "markdown": 50, "html": 500}
+FORMATS = ("text", "mail", "markdown", "json", "html", "junit")
+DEFAULT_LIMIT = {"text": 50, "mail": 50, "markdown": 50, "html": 500}
+PIPE_WIDTH = 240  # not a terminal (a file, a CI log): wide enough that rows need not wrap
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, help="significance level (default 0.05)")
     parser.add_argument("--min-samples", type=int, metavar="N",
                         help="repetitions needed a side before judging (default 3, at least 2)")
-    parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    parser.add_argument("--format", choices=FORMATS, default="text",
+                        help="text (a table; box drawing on a terminal only), mail (plain text, "
+                             "at most 72 columns), markdown, json, html or junit")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="write the report here (atomically) instead of stdout")
     parser.add_argument("--all", action="store_true", dest="show_all",
@@ -123,10 +126,13 @@ def render(comparisons: list[Comparison], args: argparse.Namespace) -> str:
                                plot_cells=args.plot_cells)
     if args.format == "junit":
         return junitreport.render(comparisons)
-    tty = args.output is None and sys.stdout.isatty()
-    # Not a terminal (a file, a CI log): wide enough that rows need not wrap.
-    width = shutil.get_terminal_size().columns if tty else 240
-    return text.render(comparisons, show_all=args.show_all, limit=limit, color=tty, width=width)
+    if args.format == "mail":
+        return mail.render_mail(comparisons, show_all=args.show_all, limit=limit)
+    term = terminal.of(sys.stdout, getattr(args, "color", "auto"), pipe_width=PIPE_WIDTH)
+    if args.output is not None:  # a file: plain columns, colour only if asked for
+        term = terminal.Terminal(tty=False, color=getattr(args, "color", "auto") == "always", width=PIPE_WIDTH)
+    return text.render(comparisons, show_all=args.show_all, limit=limit, color=term.color, width=term.width,
+                       boxes=term.tty)
 
 
 def _check_numbers(args: argparse.Namespace) -> None:

@@ -1,15 +1,19 @@
-"""The terminal table (rich): one table per new directory against the baseline."""
+"""The terminal table (rich): one table per new directory against the baseline.
+
+Box drawing and colour only when the CLI says the output is a terminal
+(harness/formats/terminal.py); in a file or a pipe it is plain columns.
+"""
 
 from __future__ import annotations
 
 import io
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from harness.compare.diff import Comparison
 from harness.compare.table import Row, missing_lines, no_match_hint, rows, summary_line
+from harness.formats import terminal
 
 STYLE = {
     "regressed": "bold red", "improved": "bold green", "changed": "cyan",
@@ -18,16 +22,16 @@ STYLE = {
 
 
 def render(comparisons: list[Comparison], *, show_all: bool = False, limit: int = 50,
-           color: bool = False, width: int = 160) -> str:
+           color: bool = False, width: int = 160, boxes: bool = True) -> str:
     out = io.StringIO()
-    console = Console(file=out, width=width, force_terminal=color, no_color=not color,
-                      highlight=False, emoji=False)
+    term = terminal.Terminal(tty=boxes, color=color, width=width)
+    console = term.console(out)
     for cmp in comparisons:
-        _render_one(console, cmp, show_all, limit)
-    return out.getvalue()
+        _render_one(console, term, cmp, show_all, limit)
+    return out.getvalue() if boxes else terminal.strip_trailing(out.getvalue())
 
 
-def _render_one(console: Console, cmp: Comparison, show_all: bool, limit: int) -> None:
+def _render_one(console: Console, term: terminal.Terminal, cmp: Comparison, show_all: bool, limit: int) -> None:
     console.print(Text(f"{cmp.base.path} -> {cmp.new.path}", style="bold"))
     console.print(summary_line(cmp))
     for line in (no_match_hint(cmp), *missing_lines(cmp.base), *missing_lines(cmp.new)):
@@ -39,7 +43,7 @@ def _render_one(console: Console, cmp: Comparison, show_all: bool, limit: int) -
         console.print("nothing changed beyond the noise floors\n")
         return
     shown = shown[:limit] if limit else shown
-    table = Table(show_lines=False, header_style="bold")
+    table = term.table(show_lines=False, header_style="bold" if term.color else "")
     table.add_column("cell", overflow="fold")
     # Metric names are what a reader scans for: never cut them short.
     table.add_column("metric", no_wrap=True, min_width=min(60, max(len(r.metric) for r in shown)))

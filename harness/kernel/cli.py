@@ -16,11 +16,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from harness import arches, devices
 from harness.errors import EXIT_OK, UsageError
+from harness.formats import terminal
 from harness.kernel import kconfig
 from harness.kernel.debian import Progress
 from harness.kernel.defaults import DEFAULT_KERNELS
@@ -168,12 +168,12 @@ def _info(args: argparse.Namespace) -> int:
             value["origin"] = kernel.origin
         print(json.dumps(value, indent=2))
     else:
-        _print_info(info, config, modules, drivers, kernel)
+        _print_info(info, config, modules, drivers, kernel, getattr(args, "color", "auto"))
     return EXIT_OK
 
 
 def _print_info(info: ImageInfo, config: Path | None, modules: Path | None,
-                drivers: dict[str, kconfig.State], kernel: Kernel | None) -> None:
+                drivers: dict[str, kconfig.State], kernel: Kernel | None, color: str = "auto") -> None:
     facts = [
         ("file", str(info.path)),
         ("arch", info.arch),
@@ -192,12 +192,14 @@ def _print_info(info: ImageInfo, config: Path | None, modules: Path | None,
         if value:
             print(f"{key:<14}{value}")
     source = "config" if config else "modules tree" if modules else "nothing (give --config)"
-    table = Table(title=f"guest drivers (from {source})", title_justify="left")
+    # Box drawing on a terminal only: `kernel info X | cat` or grep get plain columns.
+    term = terminal.of(sys.stdout, color, pipe_width=120)
+    table = term.table(title=Text(f"guest drivers (from {source})"), title_justify="left")
     for column in ("driver", "state", "QEMU device"):
         table.add_column(column)
     for name, state in drivers.items():
-        table.add_row(name, state, devices.drivers()[name].device)
-    Console(soft_wrap=True).print(table)
+        table.add_row(Text(name), Text(state), Text(devices.drivers()[name].device))
+    term.print(sys.stdout, table)
 
 
 def _progress(name: str) -> Progress:

@@ -13,6 +13,7 @@ import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from harness.config.cli import locate
 from harness.config.load import load
 from harness.errors import UsageError
 from harness.machine.guest import Booted
@@ -27,7 +28,8 @@ from harness.run.runner import RunOptions, RunOutcome, run
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", type=Path, nargs="?",
-                   help="the YAML config (e.g. configs/quick.yaml); with --resume, default: the run's own")
+                   help="the YAML config (e.g. configs/quick.yaml, or a shipped one by name: quick); "
+                        "with --resume, default: the run's own")
     p.add_argument("-o", "--output", type=Path, help="result directory (default results/<name>-<time>)")
     p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                    help="accelerator: auto probes KVM and falls back to TCG (default auto)")
@@ -50,10 +52,11 @@ def main(args: argparse.Namespace) -> int:
         if args.resume is None:
             raise UsageError("no CONFIG given", "e.g. kharness run configs/quick.yaml")
         config_path = recorded_config(args.resume)
-    config = load(config_path)
+    config = load(locate(config_path))
     part = shard.parse(args.shard) if args.shard else None
     opts = RunOptions(output=args.output, accel=args.accel, jobs=args.jobs, shard=part)
-    progress = for_terminal(args.quiet)
+    color = getattr(args, "color", "auto")
+    progress = for_terminal(args.quiet, color=color)
 
     def boot(cell: Cell, path: Path) -> AbstractContextManager[Booted]:
         return boot_cell(cell, path, opts.accel, config.workload_dirs)
@@ -63,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
             outcome = resume(config, args.resume, opts, boot, progress, stop)
         else:
             outcome = run(config, opts, boot, progress, stop)
-    summary.print_summary(outcome.path, outcome.records + outcome.unfinished)
+    summary.print_summary(outcome.path, outcome.records + outcome.unfinished, color=color)
     _interrupted_hint(outcome)
     return outcome.exit_code
 

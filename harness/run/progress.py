@@ -3,7 +3,8 @@
 Three faces of one tracker: a live rich display on a terminal (repetitions
 done/total, each running cell's phase, elapsed, ETA), one plain line per
 event when stderr is not a terminal (CI logs keep every line, and a live
-display would fill them with redraws), and nothing for `--quiet`.
+display would fill them with redraws), and nothing for `--quiet`. The
+live panel's colour follows `--color`/NO_COLOR, its width COLUMNS.
 
 Events come from the worker threads of parallel cells, so the tracker's
 state is behind a lock; the displays only format it.
@@ -22,6 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from harness.formats import terminal
 from harness.model import Cell
 from harness.results import RepRecord
 
@@ -204,11 +206,13 @@ def _outcome(record: RepRecord | None) -> str:
     return record.status + (f" ({record.reason})" if record.reason else "")
 
 
-def for_terminal(quiet: bool, stream: IO[str] | None = None) -> Tracker:
-    """Silent, live or lines, from --quiet and whether stderr is a terminal."""
+def for_terminal(quiet: bool, stream: IO[str] | None = None, color: str = "auto") -> Tracker:
+    """Silent, live or lines, from --quiet and whether stderr is a terminal;
+    the live panel's colour and width by --color, NO_COLOR and COLUMNS."""
     stream = stream or sys.stderr
     if quiet:
         return Silent()
-    if stream.isatty():
-        return LiveDisplay(Console(file=stream))
+    term = terminal.of(stream, color)
+    if term.tty:
+        return LiveDisplay(term.console(stream))
     return Lines(stream)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from harness import devices, document
+from harness import data_dir, devices, document
 from harness.document import (
     Kind,
     Node,
@@ -40,7 +40,7 @@ from harness.document import (
 from harness.errors import UsageError
 from harness.model import Better, MetricKind
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent.parent / "guest_scripts"
+BUILTIN_DIR = data_dir("guest_scripts")  # the checkout's guest_scripts/, or the wheel's copy
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 DECL_KEYS = ("description", "script", "devices", "params", "timeout", "metrics", "modules", "programs")
 DECL = Kind("workload declaration", "guest_scripts/dd-direct.yaml")
