@@ -45,8 +45,35 @@ class DebianSource:
 
 
 @dataclass(frozen=True)
+class SourceTree:
+    """A kernel to build: a git tree at a ref, optionally patched, from a kconfig.
+
+    The patches are one of: files (`git format-patch` output or plain diffs),
+    a ref range of the same repository, or an mbox; they are applied in a
+    worktree of the ref, never in the user's checkout.
+    """
+
+    tree: Path  # a git work tree or repository
+    ref: str = "HEAD"
+    patches: tuple[Path, ...] = ()
+    range: str | None = None  # A..B: the commits of B not in A
+    mbox: Path | None = None
+    kconfig: str = "defconfig"  # a .config file (absolute path) or a make target
+    fragments: tuple[Path, ...] = ()  # config fragments merged on top, in order
+    # Device kinds the cells booting this kernel need beyond every build's
+    # (filled in by the config loader from their workloads). Not part of what
+    # the kernel *is*: two configs naming the same tree and patches name the
+    # same kernel.
+    devices: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def patched(self) -> bool:
+        return bool(self.patches or self.range or self.mbox)
+
+
+@dataclass(frozen=True)
 class KernelSource:
-    """A kernel as a config names it: a local image or a Debian package."""
+    """A kernel as a config names it: a local image, a Debian package or a source tree to build."""
 
     name: str
     arch: Arch
@@ -54,6 +81,7 @@ class KernelSource:
     modules: Path | None = None  # lib/modules/<release> tree or a tarball of one
     config: Path | None = None  # the kernel's .config
     debian: DebianSource | None = None
+    source: SourceTree | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +97,9 @@ class Kernel:
     image_sha256: str  # of the image as shipped
     modules_dir: Path | None = None  # .../lib/modules/<release>
     config: Path | None = None
-    origin: dict[str, str] = field(default_factory=dict)  # version, url, deb_sha256 or path
+    # version, url, deb_sha256; or path; or for a source build: ref, commit,
+    # tree hash, patches with their ids, config sha256, compiler, build seconds
+    origin: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -90,9 +90,9 @@ def test_missing_image_and_config(tmp_path: Path) -> None:
 
 def test_image_and_debian_together_are_refused(tmp_path: Path) -> None:
     deb = DebianSource(suite="trixie", package="linux-image-cloud-arm64", arch="arm64")
-    with pytest.raises(UsageError, match="exactly one of image: or debian:"):
+    with pytest.raises(UsageError, match="exactly one of image:, debian: or tree:"):
         resolve(_local(_image(tmp_path), debian=deb))
-    with pytest.raises(UsageError, match="exactly one of image: or debian:"):
+    with pytest.raises(UsageError, match="exactly one of image:, debian: or tree:"):
         resolve(KernelSource(name="none", arch="arm64"))
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from harness import atomic
+from harness.config.kernels import source_doc
 from harness.config.load import Config, load
 from harness.document import did_you_mean
 from harness.errors import UsageError
@@ -107,6 +108,8 @@ def document(org: Origin, settings: Mapping[str, Any], name: str, repeat: int,
 
 
 def _kernel_doc(kernel: KernelSource) -> dict[str, Any]:
+    if kernel.source is not None:
+        return source_doc(kernel)
     if kernel.debian is not None:
         deb = kernel.debian
         return {"debian": {"suite": deb.suite, "package": deb.package, "arch": deb.arch,

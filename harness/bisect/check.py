@@ -30,11 +30,13 @@ from harness.bisect import cells, keys
 from harness.bisect.judge import Judge, Verdict
 from harness.bisect.options import add_judge_arguments, judge_from_args, repeat_and_rule
 from harness.bisect.trial import Booter, TrialResult, real_boot, run_trial
+from harness.cache import sha256_file
 from harness.config.load import Config, load
 from harness.errors import InfraError, UsageError
 from harness.kernel import build as kbuild
 from harness.kernel.image import identify
 from harness.model import Cell, KernelSource
+from harness.run.building import Reporter, Say
 from harness.run.parallel import Stop, on_signals
 from harness.run.progress import for_terminal
 from harness.workloads import load as load_workload
@@ -101,12 +103,13 @@ def check(args: argparse.Namespace, booter: Booter) -> int:
 def _build_and_run(args: argparse.Namespace, config: Config, cell: Cell, out: Path, facts: dict[str, Any],
                    booter: Booter, judge: Judge) -> TrialResult:
     """Build (with --tree), then boot and judge; an early result (no kernel) ends it."""
-    kernel, early = _kernel(args, config, cell, out, facts)
-    if early is not None:
-        return early
-    trial_config = _cell_config(config, cell, kernel, facts["repeat"], out)
+    progress = for_terminal(args.quiet)
     with on_signals(Stop()) as stop:
-        return run_trial(trial_config, out / "run", judge, facts["rule"], booter, for_terminal(args.quiet), stop)
+        kernel, early = _kernel(args, config, cell, out, facts, progress.note, stop)
+        if early is not None:
+            return early
+        trial_config = _cell_config(config, cell, kernel, facts["repeat"], out)
+        return run_trial(trial_config, out / "run", judge, facts["rule"], booter, progress, stop)
 
 
 def _check_kernel_args(args: argparse.Namespace) -> None:
@@ -120,11 +123,11 @@ def _check_kernel_args(args: argparse.Namespace) -> None:
         raise UsageError("--kconfig goes with --image or --tree", "give one of them")
 
 
-def _kernel(args: argparse.Namespace, config: Config, cell: Cell, out: Path,
-            facts: dict[str, Any]) -> tuple[KernelSource | None, TrialResult | None]:
+def _kernel(args: argparse.Namespace, config: Config, cell: Cell, out: Path, facts: dict[str, Any],
+            say: Say, stop: Stop) -> tuple[KernelSource | None, TrialResult | None]:
     """The kernel to boot (None: the cell's own), or the early result that ends the check."""
     if args.tree:
-        return _built_kernel(args, config, cell, out, facts)
+        return _built_kernel(args, config, cell, out, facts, say, stop)
     if args.image:
         missing = [p for p in (args.image, args.modules) if p is not None and not p.exists()]
         if missing:  # e.g. this commit's build made no image: nothing to test
@@ -136,8 +139,10 @@ def _kernel(args: argparse.Namespace, config: Config, cell: Cell, out: Path,
     return None, None
 
 
-def _built_kernel(args: argparse.Namespace, config: Config, cell: Cell, out: Path,
-                  facts: dict[str, Any]) -> tuple[KernelSource | None, TrialResult | None]:
+def _built_kernel(args: argparse.Namespace, config: Config, cell: Cell, out: Path, facts: dict[str, Any],
+                  say: Say, stop: Stop) -> tuple[KernelSource | None, TrialResult | None]:
+    """The checked-out tree built in place (out of tree, O=): what `git bisect run` moves from commit
+    to commit. The same make path as a config's source kernels (harness/kernel/build.py)."""
     tree: Path = args.tree.absolute()
     decls = [load_workload(w.name, config.workload_dirs) for w in cell.workloads]
     kinds = tuple(dict.fromkeys(d.kind for wl in decls for d in wl.devices))
@@ -145,15 +150,18 @@ def _built_kernel(args: argparse.Namespace, config: Config, cell: Cell, out: Pat
                               cell.arch, args.kconfig or "defconfig", args.build_jobs or os.cpu_count() or 1,
                               devices=kinds)
     log = out / "build.log"
+    tools = kbuild.toolchain(cell.arch)
     try:
-        built = kbuild.build(req, log)
+        built = kbuild.build(req, log, Reporter("tree", say), stop)
     except kbuild.BuildFailure as exc:
         verdict: Verdict = "bad" if args.build_failure_is_bad else "untestable"
         facts["build"] = {"ok": False, "log": str(log), "problem": exc.summary}
         return None, TrialResult(verdict, f"build failed: {exc.summary} (see {log})")
     facts["build"] = {"ok": True, "log": str(log), "seconds": built.seconds,
                       "cpu_seconds": built.cpu_seconds, "image": str(built.image),
-                      "kconfig": req.kconfig, "dir": str(req.out)}
+                      "kconfig": req.kconfig, "dir": str(req.out), "compiled_objects": built.compiled,
+                      "config_sha256": sha256_file(built.config), "compiler": tools.compiler,
+                      "linker": tools.linker}
     return KernelSource(KERNEL_NAME, cell.arch, image=built.image, config=built.config), None
 
 

@@ -14,6 +14,9 @@ it is a pure function of the cell's settings, never of the config's shape
   its contents change with every rebuild: the image's sha256 is recorded with
   the results instead. So "baseline" vs "patched" runs of one config, with
   the image rebuilt in between, line up cell by cell;
+- a source kernel likewise is its name and arch: its ref moves, its patches
+  are revised; the commit, tree hash, patch ids and config sha256 of each
+  build are recorded with the results;
 - repeat, timeouts and expectations say how a cell is run and judged, not
   what it is: they are not part of the id.
 
@@ -70,6 +73,8 @@ def kernel_identity(kernel: KernelSource) -> dict[str, Any]:
             "name": kernel.name,
             "debian": {"suite": deb.suite, "package": deb.package, "arch": deb.arch},
         }
+    if kernel.source is not None:
+        return {"name": kernel.name, "arch": kernel.arch, "source": True}
     return {"name": kernel.name, "arch": kernel.arch, "local": True}
 
 

@@ -7,6 +7,7 @@ expectations. `kharness run` calls this and gets plain values back.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import workloads as workload_decls
 from harness.config import expectations, matrix
 from harness.config.kernels import parse_kernels
 from harness.config.settings import NAME_RULE, Context, is_safe_name, safe_name
@@ -85,7 +87,7 @@ def load(path: str | os.PathLike[str]) -> Config:
     drafts = matrix.expand(root, top, ctx)
     rules = expectations.parse(root.get("expectations"), ctx)
     judged = expectations.attach(rules, drafts)
-    cells = tuple(_cell(d, judged[d.id]) for d in drafts)
+    cells = _with_build_devices(tuple(_cell(d, judged[d.id]) for d in drafts), ctx.workload_dirs)
     return Config(
         name=name,
         description=description,
@@ -125,6 +127,27 @@ def _cell(draft: matrix.Draft, judged: tuple[Expectation, ...]) -> Cell:
     )
 
 
+def _with_build_devices(cells: tuple[Cell, ...], dirs: tuple[Path, ...]) -> tuple[Cell, ...]:
+    """A source kernel is built for every device its cells' workloads use (one build, all cells)."""
+    kinds: dict[str, list[str]] = {}
+    for cell in cells:
+        if cell.kernel.source is not None:
+            found = kinds.setdefault(cell.kernel.name, [])
+            for run in cell.workloads:
+                found += [d.kind for d in workload_decls.load(run.name, dirs).devices if d.kind not in found]
+    if not kinds:
+        return cells
+
+    def rebuilt(cell: Cell) -> Cell:
+        spec = cell.kernel.source
+        if spec is None:
+            return cell
+        spec = dataclasses.replace(spec, devices=tuple(sorted(kinds[cell.kernel.name])))
+        return dataclasses.replace(cell, kernel=dataclasses.replace(cell.kernel, source=spec))
+
+    return tuple(rebuilt(c) for c in cells)
+
+
 def _name(node: Node | None, file: Path, top: Node) -> str:
     """name:, or the file's stem when it is a safe name."""
     if node is not None:
@@ -157,6 +180,8 @@ def _workload_dirs(node: Node | None, base: Path) -> tuple[Path, ...]:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     return value

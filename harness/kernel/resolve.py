@@ -16,6 +16,7 @@ build, missing files.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import lzma
@@ -28,7 +29,7 @@ from typing import Any
 
 from harness import atomic, cache
 from harness.errors import UsageError
-from harness.kernel import debian
+from harness.kernel import debian, source
 from harness.kernel.apt import PackageGone
 from harness.kernel.debian import Progress, Resolution, log_progress
 from harness.kernel.image import ImageInfo, bootable, identify
@@ -40,14 +41,27 @@ META = "kernel.json"
 
 
 def resolve(src: KernelSource, refresh: bool = False, progress: Progress = log_progress) -> Kernel:
-    """The kernel `src` names, on disk and checked; `refresh` re-asks the Debian mirror."""
-    if (src.image is None) == (src.debian is None):
-        raise UsageError(f"kernel {src.name} needs exactly one of image: or debian:",
-                         "give a local image path or a Debian suite/package")
+    """The kernel `src` names, on disk and checked; `refresh` re-asks the Debian mirror.
+
+    A source kernel is built if the cache does not have it (harness/kernel/source.py);
+    a run builds its source kernels before its first boot, so here it is a cache hit.
+    """
+    if sum(x is not None for x in (src.image, src.debian, src.source)) != 1:
+        raise UsageError(f"kernel {src.name} needs exactly one of image:, debian: or tree:",
+                         "give a local image path, a Debian suite/package, or a source tree")
     if src.debian is not None:
         return _resolve_debian(src, src.debian, refresh, progress)
+    if src.source is not None:
+        return resolve_built(src, source.build(src))
     assert src.image is not None
     return _resolve_local(src, src.image)
+
+
+def resolve_built(src: KernelSource, built: source.SourceBuild) -> Kernel:
+    """A source kernel's build as a bootable Kernel; its origin is the build's facts."""
+    local = dataclasses.replace(src, image=built.image, config=built.config, modules=None, source=None)
+    kernel = _resolve_local(local, built.image)
+    return dataclasses.replace(kernel, origin=dict(built.facts))
 
 
 def _resolve_debian(src: KernelSource, deb: DebianSource, refresh: bool,

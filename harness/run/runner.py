@@ -16,6 +16,7 @@ partial run as a pass), and exits 130.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import logging
@@ -30,10 +31,11 @@ from typing import Any
 from harness import __version__, arches, atomic, results
 from harness.config.load import Config
 from harness.errors import EXIT_FAILURES, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from harness.kernel.build import BuildInterrupted
 from harness.machine.guest import BootFn
 from harness.model import Cell, TestResult, worst
 from harness.results import RepRecord, RunResult
-from harness.run import junit, parallel, report, shard
+from harness.run import building, junit, parallel, report, shard
 from harness.run.cell import run_repetition
 from harness.run.parallel import Budget, Stop
 from harness.run.progress import Progress, Silent
@@ -124,6 +126,8 @@ def execute(config: Config, cells: tuple[Cell, ...], out: Path, doc: dict[str, A
     workloads = _workloads(config)
     budget = Budget.from_host(opts.jobs)
     doc["budget"] = {"cores": budget.cores, "memory_mib": budget.memory_mib, "jobs": budget.jobs}
+    with contextlib.suppress(BuildInterrupted):  # stopped: nothing boots, and the stop is recorded below
+        building.prepare([c for c, _ in todo], progress.note, stop)  # source kernels, before any boot
     doc["status"] = "running"
     atomic.write_json(out / results.RUN_FILE, doc)
 
