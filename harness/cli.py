@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness import __version__, atomic
-from harness.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, KharnessError
+from harness.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, KharnessError, internal_error
 from harness.formats.terminal import COLOR_MODES
 
 # name -> (module, one-line help). The module is imported only when used.
@@ -51,6 +51,23 @@ SELF_COMMANDS: dict[str, str] = {
 }
 
 DESCRIPTION = "Kernel patch evaluation harness: QEMU guests, DMA stress, slab and swiotlb figures."
+MAN_SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("exit status", (
+        ("0", "good: every repetition passed, no regression, a good check"),
+        ("1", "the kernel's failures (panic, oops, WARN, failed workload or expectation), a regression"),
+        ("2", "bad usage, config or input; nothing ran"),
+        ("3", "an infrastructure error (QEMU, download, SSH): rerun"),
+        ("125", "check: this kernel cannot be tested (git bisect run skips it)"),
+        ("130", "interrupted; kharness run --resume DIR continues"),
+    )),
+    ("environment", (
+        ("KHARNESS_CACHE", "the content-addressed cache (default ~/.cache/kharness)"),
+        ("KHARNESS_RESOLVE_TTL", "seconds a Debian version resolution is reused (default 86400)"),
+        ("KHARNESS_ACCEL", "tcg, kvm or auto (default auto)"),
+        ("NO_COLOR", "set to anything: no colour unless --color always"),
+        ("COLUMNS", "the width of tables and the live display"),
+    )),
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -97,8 +114,11 @@ def merge_globals(ns: argparse.Namespace) -> argparse.Namespace:
     return ns
 
 
-def build_parser(argv: Sequence[str] = (), *, full: bool = False) -> argparse.ArgumentParser:
-    """The parser; only the subcommand named in `argv` has its module imported (all with `full`)."""
+def build_parser(argv: Sequence[str] = (), *, full: bool = False,
+                 globals_after: bool = True) -> argparse.ArgumentParser:
+    """The parser; only the subcommand named in `argv` has its module imported (all with `full`).
+    `globals_after=False` leaves the global options out of the subcommands (the man page
+    says once that they may follow the command)."""
     parser = TopParser(prog="kharness", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"kharness {__version__}")
     add_global_options(parser, "top")
@@ -110,12 +130,13 @@ def build_parser(argv: Sequence[str] = (), *, full: bool = False) -> argparse.Ar
             mod = importlib.import_module(module)
             mod.add_arguments(p)
             p.set_defaults(_main=mod.main)
-            for level in _parsers_within(p):  # `kernel info X -v` too
+            for level in _parsers_within(p) if globals_after else ():  # `kernel info X -v` too
                 add_global_options(level, "sub")
     for name, help_text in SELF_COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         _SELF_ARGUMENTS[name](p)
-        add_global_options(p, "sub")
+        if globals_after:
+            add_global_options(p, "sub")
     return parser
 
 
@@ -162,11 +183,17 @@ def man_page() -> str:
     """The manual page, roff, from the whole parser (every subcommand and option)."""
     from argparse_manpage.manpage import Manpage
 
-    page = Manpage(build_parser(full=True))
+    page = Manpage(build_parser(full=True, globals_after=False))
     page.source = f"kharness {__version__}"
     page.manual = "kharness manual"
     page.description = DESCRIPTION.rstrip(".")
+    for heading, items in MAN_SECTIONS:
+        page.add_section(heading, ">", "\n".join(f".TP\n.B {_roff(k)}\n{_roff(v)}" for k, v in items))
     return str(page)
+
+
+def _roff(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("-", "\\-")
 
 
 def _mark_paths(parser: argparse.ArgumentParser, hint: Any) -> None:
@@ -209,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as exc:  # e.g. disk full while writing results
         print(f"kharness: error: {exc}; check the disk and permissions", file=sys.stderr)
+        return EXIT_INFRA
+    except Exception as exc:  # a bug of ours: no traceback, and never exit 1 (a kernel failure)
+        print(f"kharness: {internal_error(exc)}", file=sys.stderr)
         return EXIT_INFRA
     return rc
 
