@@ -30,6 +30,7 @@ test_packages=(
     linux-source-6.1         # the kernel tree the build test builds (tests/test_check_build.py)
     chromium                 # headless, for the test that opens report.html in a browser
     busybox                  # guest scripts' tests run under busybox sh too
+    groff-base               # the man page test renders `kharness man`
 )
 [ "${1:-}" = "--test" ] && packages+=("${test_packages[@]}")
 

@@ -4,7 +4,7 @@ No table: mail clients and list archives reflow or cut wide lines, so each
 row of harness/compare/table.py becomes a short block, most telling first:
 
     regressed    fio-small:swiotlb.bounces
-                 0 -> 2,231 ±58.3, +2,231 (n 3/3, p 0.00023)
+                 0 -> 2,231 ±58.3, +2,231 (n=3/3, p=0.00023)
                  beyond noise floor 1, p < 0.05
 
 The cell is named once at the top when every row is of one cell, else on
@@ -53,7 +53,7 @@ def clean(text: str) -> str:
 
 
 def _one(cmp: Comparison, width: int, show_all: bool, limit: int) -> str:
-    lines = wrap(f"kharness compare: {cmp.base.path} -> {cmp.new.path}", width, "  ", "")
+    lines = wrap(f"kharness compare: {cmp.base.shown_path} -> {cmp.new.shown_path}", width, "  ", "")
     lines += wrap(summary_line(cmp), width, "  ", "")
     for note in (no_match_hint(cmp), *missing_lines(cmp.base), *missing_lines(cmp.new)):
         if note:
@@ -78,7 +78,8 @@ def _block(r: Row, width: int, *, with_cell: bool) -> list[str]:
     if with_cell:
         out += wrap(f"in {r.cell}", width, pad + "   ", pad)
     figures = f"{r.base} -> {r.new}" + (f", {r.change}" if r.change else "")
-    detail = ", ".join(x for x in (f"n {r.n}" if r.n else "", f"p {r.p}" if r.p else "") if x)
+    p = (r.p if r.p.startswith("<") else f"={r.p}") if r.p else ""
+    detail = ", ".join(x for x in (f"n={r.n}" if r.n else "", f"p{p}" if p else "") if x)
     out += wrap(figures + (f" ({detail})" if detail else ""), width, pad)
     if r.reason:
         out += wrap(r.reason, width, pad)

@@ -45,7 +45,7 @@ def parse(text: str) -> Shard:
         raise UsageError(f"--shard {text!r} is not K/N", "e.g. --shard 2/4 (the second of four shards)")
     index, count = int(m.group(1)), int(m.group(2))
     if not 1 <= count <= MAX_SHARDS:
-        raise UsageError(f"--shard {text}: N must be 1..{MAX_SHARDS}")
+        raise UsageError(f"--shard {text}: N must be 1..{MAX_SHARDS}", "e.g. --shard 1/4 (the first of four shards)")
     if not 1 <= index <= count:
         raise UsageError(f"--shard {text}: K must be 1..{count}", "shards are counted from 1, as CI_NODE_INDEX is")
     return Shard(index, count)
