@@ -5,8 +5,8 @@
 # after a line "@@kharness-section NAME@@" (NAME in [a-z0-9_./-]), read by
 # harness/collect/snapshot.py:
 #   probe                 key=value facts: debugfs, tracefs, swiotlb_dir,
-#                         bounce_event, hist (yes|no), so the host can tell
-#                         "no swiotlb" from "could not look"
+#                         bounce_event, hist, armed_at_init (yes|no), so the
+#                         host can tell "no swiotlb" from "could not look"
 #   pagesize              KernelPageSize line of /proc/self/smaps
 #   uptime slabinfo meminfo vmstat      the /proc files
 #   swiotlb/<file>        each file of /sys/kernel/debug/swiotlb/ (none: no swiotlb)
@@ -39,6 +39,7 @@ echo "tracefs=$(yesno [ -d "$TRC/events" ])"
 echo "swiotlb_dir=$(yesno [ -d "$DBG/swiotlb" ])"
 echo "bounce_event=$(yesno [ -d "$EVENT" ])"
 echo "hist=$(yesno [ -f "$EVENT/hist" ])"
+echo "armed_at_init=$(yesno grep -qs '^kharness-trace: ok' "$R/run/kharness-trace.txt")"
 
 section pagesize
 grep KernelPageSize "$R/proc/self/smaps" 2>&1 | head -n 1

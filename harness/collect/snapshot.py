@@ -81,6 +81,9 @@ class Snapshot:
     swiotlb: swiotlb.Swiotlb | None = None  # None: debugfs missing, so unknown
     bounces: tuple[hist.Histogram, ...] | None = None  # None: no bounce histogram
     uptime: float | None = None  # seconds since boot, to spot a reboot between snapshots
+    # init armed the bounce histograms before loading modules: at boot they
+    # count every bounce since then (device probes included)
+    armed_at_init: bool = False
     complete: bool = False  # the `end` section arrived: the output was not cut off
     problems: tuple[str, ...] = field(default=())
 
@@ -190,6 +193,7 @@ def parse(sections: Mapping[str, str]) -> Snapshot:
         uptime=attempt("uptime", uptime),
         swiotlb=_swiotlb(sections, probe, problems),
         bounces=_bounces(sections, probe, problems),
+        armed_at_init=probe.get("armed_at_init") == "yes",
         complete="end" in sections,
     )
     if not snap.complete:
@@ -267,10 +271,14 @@ def metrics(before: Snapshot | None, after: Snapshot, workload: str) -> list[Met
 
     `before` is None (or `after` itself) for the after-boot snapshot or when no
     snapshot followed a workload: gauges only, since a counter of 0 there would
-    claim a measurement nobody made. Counters are also left out when they went
-    backwards (a reboot or a trigger set again).
+    claim a measurement nobody made; except the bounce counters of a guest
+    whose init armed the histograms, which count from then (the boot's device
+    probes). Counters are also left out when they went backwards (a reboot or
+    a trigger set again).
     """
     pairs = _slab(after) + _meminfo(after) + _swiotlb_gauges(after)
+    if (before is None or before is after) and after.armed_at_init:
+        pairs += _bounce_counters(Snapshot(bounces=()), after)  # since init armed them
     if before is not None and before is not after:
         pairs += _slab_delta(before, after)
         if _same_boot(before, after):
@@ -367,17 +375,17 @@ def _bounce_counters(before: Snapshot, after: Snapshot) -> Pairs:
 def _deltas(
     before: tuple[hist.Histogram, ...], after: tuple[hist.Histogram, ...], key: str
 ) -> tuple[int, dict[str, int]] | None:
-    """(total, per key value) of one single-key histogram over the workload."""
+    """(total, per key value) of one single-key histogram over the workload (from zero: `before` empty)."""
     b, a = hist.find(before, key), hist.find(after, key)
-    if a is None or b is None:
+    if a is None or (b is None and before):
         return None
-    old = {k[0][1]: n for k, n in b.counts().items()}
+    old = {k[0][1]: n for k, n in b.counts().items()} if b is not None else {}
     per_key = {k[0][1]: n - old.get(k[0][1], 0) for k, n in a.counts().items()}
-    total = a.total - b.total
+    total = a.total - (b.total if b is not None else 0)
     if total < 0 or any(n < 0 for n in per_key.values()):
         log.warning("hist keys=%s went backwards: trigger reset between snapshots", key)
         return None
-    if (a.dropped or 0) > (b.dropped or 0):
+    if (a.dropped or 0) > ((b.dropped or 0) if b is not None else 0):
         log.warning("hist keys=%s dropped events: per-%s figures are a lower bound", key, key)
     return total, per_key
 

@@ -5,6 +5,7 @@
 #   reads   /etc/kharness/modules   module paths, one per line, loaded in order
 #           /proc/cmdline           "kharness.selftest": check, report, power off
 #                                   "kharness.ssh_mac=<mac>": the SSH NIC (default eth0)
+#   runs    /kharness/scripts/kharness-trace.sh before the modules, output in /run/kharness-trace.txt
 #   prints  KHARNESS-READY release=<uname -r>          SSH is up, workloads may start
 #           KHARNESS-SELFTEST ok release=<r> modules=<n>   (selftest only)
 #           KHARNESS-INIT-ERROR: <what>                 init gave up; the guest stays up
@@ -46,6 +47,14 @@ mount_early() {
     # without them still boots, the collectors then report what is missing.
     mount -t debugfs debugfs /sys/kernel/debug || say "KHARNESS-INIT-WARN: no debugfs"
     mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || say "KHARNESS-INIT-WARN: no tracefs"
+}
+
+# arm_trace: set the bounce histograms before any module probes its device, so
+# the boot's own bounces (a disk's probe) are counted too; the host sets them
+# again after boot if this could not (kharness-trace.sh is idempotent).
+arm_trace() {
+    script=/kharness/scripts/kharness-trace.sh
+    [ -f "$script" ] && sh "$script" > /run/kharness-trace.txt 2>&1
 }
 
 load_modules() {
@@ -124,6 +133,7 @@ selftest_checks() {
 /bin/busybox grep -qw kharness.selftest /proc/cmdline && selftest=1
 mount_early
 hostname kharness
+arm_trace
 load_modules
 network
 sshd

@@ -10,6 +10,8 @@ comes last.
 from __future__ import annotations
 
 import logging
+import math
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import atomic, devices, results
-from harness.collect import derived
+from harness.collect import catalogue, derived
 from harness.collect import snapshot as snap
 from harness.errors import GuestError, KernelFault, KharnessError
 from harness.machine.guest import BootFn, Guest, scan_console
@@ -115,7 +117,7 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
         guest = booted.guest
         state.phase = "setup"
         t_setup = time.monotonic()
-        _guest_setup(guest, state)
+        _guest_setup(guest, state, workloads)
         state.timings["setup"] = round(time.monotonic() - t_setup, 3)
         before = _snapshot(guest, state, "boot")
         state.metrics += snap.metrics(None, before, "boot")
@@ -141,10 +143,22 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
     state.timings["shutdown"] = round(time.monotonic() - t_stop, 3)
 
 
-def _guest_setup(guest: Guest, state: _Rep) -> None:
-    """Arm the bounce histograms once, so counts accumulate with no buffer to drain."""
+def _guest_setup(guest: Guest, state: _Rep, workloads: dict[str, Workload]) -> None:
+    """Arm the bounce histograms (init did already, unless it could not), then wait for the disks.
+
+    The boot snapshot is taken once every disk the workloads use has appeared,
+    so a device's probe (a USB disk enumerates seconds after init) belongs to
+    the boot, never to the first workload.
+    """
     res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-trace.sh", timeout=30.0)
     atomic.write_bytes(state.path / "raw" / "trace-setup.txt", res.stdout + res.stderr)
+    env: dict[str, str] = {}
+    for wl_run in state.cell.workloads:
+        env.update(_device_env(workloads[wl_run.name]))
+    if any(k.startswith("KH_SERIAL_") for k in env):
+        res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-run.sh /dev/null", timeout=30.0, env=env)
+        if res.exit_status != 0:  # the workload that needs the disk fails and says so
+            state.problems.append(f"setup: disks not found: {res.stderr.decode(errors='replace').strip()[-200:]}")
 
 
 def _snapshot(guest: Guest, state: _Rep, tag: str) -> snap.Snapshot:
@@ -230,23 +244,46 @@ def _device_env(wl: Workload) -> dict[str, str]:
 
 
 def _workload_metrics(text: str, wl: Workload) -> tuple[list[Metric], list[str]]:
-    """`metric <name> <value>` lines; malformed ones are reported, not trusted."""
+    """`metric <name> <value>` lines; malformed ones are reported (the workload fails), not trusted.
+
+    The guest is the kernel under test: a value must be a plain finite decimal
+    number within results.MAX_VALUE (no nan, inf, 1e999 or 1_000), a name of
+    the metric grammar that no collector owns, and each name is taken once.
+    """
     metrics: list[Metric] = []
     bad: list[str] = []
+    seen: set[str] = set()
     for line in text.splitlines():
         if not line.startswith("metric "):
             continue
         parts = line.split()
-        try:
-            if len(parts) != 3 or not snap.SAFE_METRIC.match(parts[1]):
-                raise ValueError(line[:80])
-            value = float(parts[2])
-        except ValueError:
-            bad.append(f"malformed metric line: {line[:80]!r}")
+        shown = repr(line[:80])
+        if len(parts) != 3 or not snap.SAFE_METRIC.match(parts[1]):
+            bad.append(f"malformed metric line: {shown}")
             continue
-        d = wl.metric_decl(parts[1])
-        metrics.append(Metric(parts[1], value, d.unit, d.kind, d.better, wl.name))
+        name, value = parts[1], _guest_number(parts[2])
+        if value is None:
+            bad.append(f"metric {name}: {parts[2][:40]!r} is not a finite number: {shown}")
+        elif catalogue.spec(name) is not None:
+            bad.append(f"metric {name} is a collector's (harness/collect/catalogue.py), not the workload's")
+        elif name in seen:
+            bad.append(f"metric {name} given twice; the first kept")
+        else:
+            seen.add(name)
+            d = wl.metric_decl(name)
+            metrics.append(Metric(name, value, d.unit, d.kind, d.better, wl.name))
     return metrics, bad
+
+
+_GUEST_NUMBER = re.compile(r"[-+]?(?:[0-9]{1,40}(?:\.[0-9]{0,40})?|\.[0-9]{1,40})(?:[eE][-+]?[0-9]{1,3})?")
+
+
+def _guest_number(token: str) -> float | None:
+    """A decimal number a guest printed, or None: only digits, a point and an exponent, finite, bounded."""
+    if not _GUEST_NUMBER.fullmatch(token):
+        return None
+    value = float(token)
+    return value if math.isfinite(value) and abs(value) <= results.MAX_VALUE else None
 
 
 def _save_dmesg(guest: Guest, state: _Rep) -> None:
