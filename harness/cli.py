@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness import __version__, atomic
-from harness.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, KharnessError
+from harness.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, KharnessError, internal_error
 from harness.formats.terminal import COLOR_MODES
 
 # name -> (module, one-line help). The module is imported only when used.
@@ -236,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as exc:  # e.g. disk full while writing results
         print(f"kharness: error: {exc}; check the disk and permissions", file=sys.stderr)
+        return EXIT_INFRA
+    except Exception as exc:  # a bug of ours: no traceback, and never exit 1 (a kernel failure)
+        print(f"kharness: {internal_error(exc)}", file=sys.stderr)
         return EXIT_INFRA
     return rc
 

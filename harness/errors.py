@@ -12,6 +12,11 @@ Every message is one line that names the problem and, after "; ", the fix.
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+import traceback
+
 EXIT_OK = 0
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
@@ -88,3 +93,22 @@ class KernelFault(Exception):
         self.excerpt = excerpt
         self.details: dict[str, object] = {}  # facts for the record (e.g. the QEMU argv)
         super().__init__(summary)
+
+
+def internal_error(exc: BaseException) -> str:
+    """A bug of ours, as one line for the user: what it was and where its traceback went.
+
+    The CLI exits 3 with it (the harness failed, never the kernel: exit 1
+    would read as a regression or a kernel failure). The details go to a
+    fresh private file in the temporary directory, for the bug report.
+    """
+    what = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    what = what if what.isprintable() else repr(what)[1:-1]
+    try:
+        fd, path = tempfile.mkstemp(prefix="kharness-internal-error-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(f"argv: {sys.argv!r}\npython: {sys.version}\n\n")
+            f.write("".join(traceback.format_exception(exc)))
+    except OSError as write_error:
+        return f"internal error ({what}); its details could not be written ({write_error.strerror})"
+    return f"internal error ({what}); the details are in {path}: please report it"

@@ -49,7 +49,7 @@ def _legend(runs: list[RunSamples]) -> str:
         colour = svg.PALETTE[i % len(svg.PALETTE)]
         role = "baseline" if i == 0 else "new"
         items.append(f'<li><span style="color:{colour}">&#9632;</span> '
-                     f"{escape(run.name)} ({role}: <code>{escape(str(run.path))}</code>)</li>")
+                     f"{escape(run.name)} ({role}: <code>{escape(run.shown_path)}</code>)</li>")
     return "<ul>" + "".join(items) + "</ul>"
 
 

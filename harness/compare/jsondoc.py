@@ -32,7 +32,7 @@ def document(comparisons: list[Comparison]) -> dict[str, Any]:
     return {
         "format": DOC_FORMAT,
         "tool": f"kharness {__version__} compare",
-        "baseline": str(first.base.path),
+        "baseline": first.base.shown_path,
         "alpha": first.rules.alpha,
         "min_samples": first.rules.min_samples,
         "regressions": sum(c.regressions for c in comparisons),
@@ -44,8 +44,8 @@ def _comparison(cmp: Comparison) -> dict[str, Any]:
     metrics = cmp.metric_counts()
     cells = cmp.presence_counts()
     return {
-        "baseline": str(cmp.base.path),
-        "new": str(cmp.new.path),
+        "baseline": cmp.base.shown_path,
+        "new": cmp.new.shown_path,
         "regressions": cmp.regressions,
         "metrics": {v: metrics[v] for v in VERDICTS},
         "cells": {"matched": cells["both"], "new": cells["new"], "gone": cells["gone"]},

@@ -9,13 +9,18 @@ whole comparison may.
 
 Cells and metrics that the selection leaves out are skipped while reading
 (a filtered cell's metrics.json is not even opened).
+
+The directory is untrusted (design.md), and read with harness.results' checks:
+directories walked without following links and named by the grammar, each
+repetition where its cell.json says it is, a metric at most once per
+repetition, so a cell's sample count is the number of its repetitions on
+disk, never what a file claims. Names are checked once per run, when first seen.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +84,12 @@ class RunSamples:
 
     @property
     def name(self) -> str:
-        return self.path.name or str(self.path)
+        return results.shown(self.path.name or self.path)
+
+    @property
+    def shown_path(self) -> str:
+        """The path as text any output takes (bytes that are not UTF-8 as \\xNN)."""
+        return results.shown(self.path)
 
 
 @dataclass(frozen=True)
@@ -130,41 +140,35 @@ def load_samples(run_dir: Path, selection: Selection) -> RunSamples:
     or two cells with the same identity (then --ignore-axis dropped too much).
     """
     if not run_dir.is_dir():
-        raise ResultsError(f"{run_dir}: not a directory",
+        raise ResultsError(f"{results.shown(run_dir)}: not a directory",
                            "give a result directory written by kharness run")
     run = fastread.read_json(run_dir / results.RUN_FILE)
     samples = RunSamples(run_dir, run)
-    cells_dir = run_dir / "cells"
-    for cell_dir in sorted(_subdirs(cells_dir)):
-        cell = _load_cell(Path(cell_dir), samples, selection)
+    for cell_dir in results.cell_dirs(run_dir):
+        cell = _load_cell(cell_dir, samples, selection)
         if cell is not None:
             _add_cell(samples, cell, selection)
     samples.missing.update(_missing_cells(run, samples, selection))
     return samples
 
 
-def _subdirs(path: Path) -> list[str]:
-    try:
-        return [e.path for e in os.scandir(path) if e.is_dir()]
-    except FileNotFoundError:
-        return []
-
-
 def _load_cell(cell_dir: Path, samples: RunSamples, selection: Selection) -> CellSamples | None:
     cell: CellSamples | None = None
     unfinished: list[str] = []
-    for rep_dir in sorted(_subdirs(cell_dir)):
-        rd = Path(rep_dir)
-        if not (rd / results.CELL_FILE).exists():
-            unfinished.append(str(rd.relative_to(samples.path)))
+    for rd in results.rep_dirs(cell_dir):
+        if not results.finished(rd):
+            unfinished.append(f"cells/{cell_dir.name}/{rd.name}")
             continue
-        record = results.load_record(rd)
+        record = results.load_record(rd)  # also: it is the repetition its directory says
         for axis, value in record.axes.items():
             samples.axes_seen.setdefault(axis, set()).add(axis_text(value))
         if not selection.cell_matches(record.axes):
             return None
         if cell is None:
             cell = CellSamples(record.cell_id, record.slug, record.axes)
+        elif record.axes != cell.axes:
+            raise ResultsError(f"{results.shown(rd / results.CELL_FILE)}: axes differ from the cell's "
+                               "other repetitions", "the file is not one kharness wrote; rerun that cell")
         cell.statuses[record.rep] = record.status
         if record.status in USABLE_STATUSES and (rd / results.METRICS_FILE).exists():
             _read_metrics(rd / results.METRICS_FILE, cell, samples.info, selection)
@@ -201,8 +205,18 @@ def _read_metrics(path: Path, cell: CellSamples, info: dict[str, MetricInfo],
         values = [values[i] for i in kept]
     fresh = {keys[i] for i in _add_rep(cell.values, keys, values)} - info.keys()
     if fresh:
+        for key in fresh:
+            _check_key(key, path)
         for key, (unit, kind, better) in fastread.metric_info(path, fresh).items():
             info[key] = MetricInfo(unit, kind, better)
+
+
+def _check_key(key: str, path: Path) -> None:
+    """A metric key new to the run: workload and name of their grammar (they reach every report)."""
+    workload, _, name = key.partition(":")
+    if not results.WORKLOAD_RE.fullmatch(workload) or not results.METRIC_RE.fullmatch(name):
+        raise ResultsError(f"{results.shown(path)}: {key[:80]!r} is not a metric name",
+                           "the file is not one kharness wrote; rerun that cell")
 
 
 def _add_rep(values: dict[str, list[float]], keys: list[str], new: list[float]) -> Iterable[int]:
@@ -238,7 +252,10 @@ def _missing_cells(run: dict[str, Any], samples: RunSamples, selection: Selectio
     for entry in listed:
         if not isinstance(entry, dict):
             continue
-        cid = str(entry.get("id", entry.get("cell_id", "")))
+        cid = entry.get("id", entry.get("cell_id", ""))
+        if not isinstance(cid, str) or not results.CELL_ID_RE.fullmatch(cid):
+            raise ResultsError(f"{results.shown(samples.path / results.RUN_FILE)}: cells: "
+                               f"{str(cid)[:80]!r} is not a cell id", "the file is not one kharness wrote")
         axes = entry.get("axes")
         selected = selection.cell_matches(axes) if isinstance(axes, dict) else not selection.where
         if cid and cid not in have and selected:

@@ -53,7 +53,7 @@ def clean(text: str) -> str:
 
 
 def _one(cmp: Comparison, width: int, show_all: bool, limit: int) -> str:
-    lines = wrap(f"kharness compare: {cmp.base.path} -> {cmp.new.path}", width, "  ", "")
+    lines = wrap(f"kharness compare: {cmp.base.shown_path} -> {cmp.new.shown_path}", width, "  ", "")
     lines += wrap(summary_line(cmp), width, "  ", "")
     for note in (no_match_hint(cmp), *missing_lines(cmp.base), *missing_lines(cmp.new)):
         if note:

@@ -58,7 +58,7 @@ def _cells_by_interest(comparisons: Sequence[Comparison]) -> list[Identity]:
 def series_labels(runs: Sequence[RunSamples]) -> list[str]:
     """Directory names, or whole paths where two directories share a name."""
     names = [r.name for r in runs]
-    return names if len(set(names)) == len(names) else [str(r.path) for r in runs]
+    return names if len(set(names)) == len(names) else [r.shown_path for r in runs]
 
 
 def cell_charts(runs: Sequence[RunSamples], cells: Sequence[CellSamples | None]) -> list[Chart]:

@@ -32,7 +32,7 @@ def render(comparisons: list[Comparison], *, show_all: bool = False, limit: int 
 
 
 def _render_one(console: Console, term: terminal.Terminal, cmp: Comparison, show_all: bool, limit: int) -> None:
-    console.print(Text(f"{cmp.base.path} -> {cmp.new.path}", style="bold"))
+    console.print(Text(f"{cmp.base.shown_path} -> {cmp.new.shown_path}", style="bold"))
     console.print(summary_line(cmp))
     for line in (no_match_hint(cmp), *missing_lines(cmp.base), *missing_lines(cmp.new)):
         if line:

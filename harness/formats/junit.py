@@ -124,7 +124,7 @@ def _case(c: Case) -> ET.Element:
     if c.outcome == "skipped":
         ET.SubElement(el, "skipped", message=message)
     elif c.outcome in ("failure", "error"):
-        result = ET.SubElement(el, c.outcome, message=message, type=c.kind or c.outcome)
+        result = ET.SubElement(el, c.outcome, message=message, type=xml_safe(c.kind or c.outcome, NAME_MAX))
         result.text = message + (f"\n\n{xml_safe(c.output, BODY_EXCERPT)}" if c.output else "")
     if c.output:
         ET.SubElement(el, "system-out").text = xml_safe(c.output)

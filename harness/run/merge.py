@@ -13,7 +13,15 @@ right?), and any corrupt file (the message names it).
 
 The output is built in a hidden temporary directory beside it and renamed
 into place at the end, so a merge that fails half-way leaves nothing under
-the output's name.
+the output's name. Its directories get the modes the umask gives (like
+`kharness run`'s), not a temporary directory's 0700.
+
+The inputs are untrusted (CI artefacts, mail attachments; design.md): they
+are read with harness.results' checks (every id and repetition number of its
+grammar, so no path is ever taken from content), and copied file by file:
+a symbolic link, device or FIFO anywhere in a repetition is refused, naming
+it, and files are copied, never hard-linked (a link would tie the output to
+whatever the input's file is, or later becomes).
 
 Exit code, so that a CI merge job can be the nightly's verdict: as
 `kharness run` (0 all pass, 1 kernel failures, 3 errors or results missing).
@@ -23,13 +31,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
-import tempfile
+import stat
 from pathlib import Path
 from typing import Any
 
 from harness import atomic, results
-from harness.errors import UsageError
+from harness.errors import ResultsError, UsageError
 from harness.results import RepRecord, RunResult
 from harness.run import runner, summary
 
@@ -56,12 +65,13 @@ def merge(inputs: list[Path], out: Path, force: bool = False) -> tuple[list[RepR
     check_configs(runs, force)
     check_disjoint(runs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.merging-", dir=out.parent))
+    tmp = out.parent / f".{out.name}.merging-{secrets.token_hex(6)}"
+    tmp.mkdir()  # the umask's mode, as the output will have
     try:
         for run in runs:
             for rep in run.reps:
-                shutil.copytree(rep.path, results.rep_dir(tmp, rep.record.cell_id, rep.record.rep),
-                                copy_function=_link_or_copy)
+                # The destination is made of the record's checked id and rep, never of a path read.
+                copy_tree(rep.path, results.rep_dir(tmp, rep.record.cell_id, rep.record.rep))
         doc = merged_doc(runs)
         atomic.write_json(tmp / results.RUN_FILE, doc)
         finished, unfinished = runner.finish(tmp, doc)
@@ -157,9 +167,44 @@ def _source(run: RunResult) -> dict[str, Any]:
             "finished": doc.get("finished"), "host": doc.get("host"), "repetitions": len(run.reps)}
 
 
-def _link_or_copy(src: str, dst: str) -> None:
-    """Hard links where possible: results are never modified in place (atomic rename), so sharing is safe."""
+MAX_TREE_DEPTH = 16  # raw/<tag>/<section>: a repetition's tree is 4 deep
+
+
+def copy_tree(src: Path, dst: Path, depth: int = 0) -> None:
+    """Copy a repetition's directory: plain directories and regular files only, nothing followed.
+
+    Files get fresh inodes with the umask's modes (no set-id bits, no link to
+    the input); a symbolic link, a device, a FIFO or a socket is refused with
+    ResultsError naming it.
+    """
+    if depth > MAX_TREE_DEPTH:
+        raise ResultsError(f"{results.shown(src)}: directories nested deeper than {MAX_TREE_DEPTH}",
+                           "the result directory is not one kharness wrote")
+    dst.mkdir(parents=depth == 0)
+    with os.scandir(src) as it:
+        found = sorted(it, key=lambda e: e.name)
+    for e in found:
+        here = Path(e.path)
+        if e.is_symlink():
+            raise ResultsError(f"{results.shown(here)}: a symbolic link, refused",
+                               "result directories hold plain files; replace it by the file, or remove it")
+        if e.is_dir(follow_symlinks=False):
+            copy_tree(here, dst / e.name, depth + 1)
+        elif e.is_file(follow_symlinks=False):
+            _copy_file(here, dst / e.name)
+        else:
+            raise ResultsError(f"{results.shown(here)}: not a regular file, refused",
+                               "result directories hold plain files; remove it")
+
+
+def _copy_file(src: Path, dst: Path) -> None:
     try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ResultsError(f"{results.shown(src)}: cannot read ({exc.strerror})",
+                           "a file that is not a plain file is refused") from exc
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # swapped since the directory was listed
+            raise ResultsError(f"{results.shown(src)}: not a regular file, refused", "remove it")
+        with dst.open("xb") as out:
+            shutil.copyfileobj(f, out, 1 << 20)
