@@ -167,3 +167,38 @@ def test_installed_kharness_expands_the_shipped_quick_config(
     plain = subprocess.run([str(kharness), "expand", "quick"], check=True, capture_output=True, text=True,
                            env=env, cwd=work).stdout
     assert plain.startswith("quick: 4 cells, 4 boots")
+
+
+# --- a clone stands alone ---------------------------------------------------------
+
+CLONE_SLICE = ("tests/test_architecture.py", "tests/test_config_cli.py", "tests/test_run_fake.py",
+               "tests/test_cli_globals.py")
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout: nothing to clone")
+def test_a_clone_with_nothing_beside_it_passes_lint_types_and_a_unit_slice(tmp_path: Path) -> None:
+    """The README's test command's core (ruff, mypy, lint-imports, unit tests) in a `git clone`
+    into an empty folder: no ../shared, no .venv, no results beside it. Its tools are this
+    environment's; its code, tests and data are the clone's own (PYTHONPATH is the clone)."""
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    clone = alone / "kharness"
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True, capture_output=True)
+    assert list(alone.iterdir()) == [clone]
+    env = _clean_env(tmp_path / "home")
+    env["PYTHONPATH"] = str(clone)
+    where = subprocess.run([sys.executable, "-c", "import harness; print(harness.__file__)"], cwd=clone, env=env,
+                           check=True, capture_output=True, text=True).stdout
+    assert Path(where.strip()).is_relative_to(clone)
+    bin_dir = Path(sys.executable).parent
+    steps = [
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "harness", "tests", "bench"],
+        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy-cache")],
+        [str(bin_dir / "lint-imports"), "--no-cache"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-m", "not boot",
+         *CLONE_SLICE],
+    ]
+    for argv in steps:
+        out = subprocess.run(argv, cwd=clone, env=env, capture_output=True, text=True, check=False)
+        assert out.returncode == 0, f"{' '.join(argv[:4])} in a clone:\n{out.stdout[-3000:]}\n{out.stderr[-2000:]}"
+    assert not (alone / "shared").exists()
