@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ci-matrix": ("harness.run.cimatrix", "print a config's shard matrix for a CI system"),
     "check": ("harness.bisect.check", "judge one kernel in one cell, for git bisect run"),
     "bisect": ("harness.bisect.cli", "find the settings that turn a good cell into a bad one"),
+    "ab": ("harness.ab.cli", "evaluate a patch: build base and patched, boot every cell on both, compare"),
 }
 
 # Commands about the command line itself: they need every subcommand's parser.

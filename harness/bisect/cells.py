@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from harness import atomic
-from harness.config.kernels import source_doc
+from harness.config.kernels import kernel_doc
 from harness.config.load import Config, load
 from harness.document import did_you_mean
 from harness.errors import UsageError
@@ -97,7 +97,7 @@ def document(org: Origin, settings: Mapping[str, Any], name: str, repeat: int,
              timeouts: Timeouts) -> dict[str, Any]:
     """A one-cell config: the settings as its include entry, kernels and folders absolute."""
     used = settings["kernel"]
-    kernels = {used: _kernel_doc(org.kernels[used])} if used in org.kernels else {}
+    kernels = {used: kernel_doc(org.kernels[used])} if used in org.kernels else {}
     return {
         "name": name,
         "kernels": kernels,
@@ -105,21 +105,6 @@ def document(org: Origin, settings: Mapping[str, Any], name: str, repeat: int,
         "defaults": {"repeat": repeat, "timeouts": dataclasses.asdict(timeouts)},
         "include": [dict(settings)],
     }
-
-
-def _kernel_doc(kernel: KernelSource) -> dict[str, Any]:
-    if kernel.source is not None:
-        return source_doc(kernel)
-    if kernel.debian is not None:
-        deb = kernel.debian
-        return {"debian": {"suite": deb.suite, "package": deb.package, "arch": deb.arch,
-                           "mirror": deb.mirror}}
-    doc: dict[str, Any] = {"image": str(kernel.image), "arch": kernel.arch}
-    if kernel.modules is not None:
-        doc["modules"] = str(kernel.modules)
-    if kernel.config is not None:
-        doc["config"] = str(kernel.config)
-    return doc
 
 
 def build(org: Origin, doc: Mapping[str, Any], path: Path, comment: str = "") -> Config:

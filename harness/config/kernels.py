@@ -132,8 +132,23 @@ def _kconfig(node: Node, base_dir: Path) -> str:
                      "give a .config file (relative to the config file) or a target such as defconfig or tinyconfig")
 
 
+def kernel_doc(kernel: KernelSource) -> dict[str, Any]:
+    """A declared kernel as its `kernels:` entry, paths absolute: what parse_kernels reads back."""
+    if kernel.source is not None:
+        return source_doc(kernel)
+    if kernel.debian is not None:
+        deb = kernel.debian
+        return {"debian": {"suite": deb.suite, "package": deb.package, "arch": deb.arch, "mirror": deb.mirror}}
+    doc: dict[str, Any] = {"image": str(kernel.image), "arch": kernel.arch}
+    if kernel.modules is not None:
+        doc["modules"] = str(kernel.modules)
+    if kernel.config is not None:
+        doc["config"] = str(kernel.config)
+    return doc
+
+
 def source_doc(kernel: KernelSource) -> dict[str, Any]:
-    """A source kernel as a `kernels:` entry (absolute paths): what parse_kernels reads back."""
+    """A source kernel as a `kernels:` entry (absolute paths)."""
     spec = kernel.source
     assert spec is not None
     doc: dict[str, Any] = {"tree": str(spec.tree), "ref": spec.ref}

@@ -20,6 +20,7 @@ from harness.config import expectations, matrix
 from harness.config.kernels import parse_kernels
 from harness.config.settings import NAME_RULE, Context, is_safe_name, safe_name
 from harness.document import Node, display, items, mapping, parse, read, string
+from harness.kernel.defaults import DEFAULT_KERNELS
 from harness.model import Cell, Expectation, KernelSource
 
 VALUES = ("name", "description")  # the other top keys are sections
@@ -49,6 +50,7 @@ class Config:
     kernels: tuple[KernelSource, ...]  # those the cells use, in order of first use
     workload_dirs: tuple[Path, ...]  # absolute, searched before guest_scripts/
     document: Mapping[str, Any]  # the YAML as written, as plain JSON-able data
+    declared_kernels: tuple[KernelSource, ...] = ()  # every kernels: entry, used by a cell or not
 
     def to_json(self) -> dict[str, Any]:
         """The config as run.json records it: as written, and as resolved."""
@@ -98,6 +100,7 @@ def load(path: str | os.PathLike[str]) -> Config:
         kernels=tuple({c.kernel.name: c.kernel for c in cells}.values()),
         workload_dirs=ctx.workload_dirs,
         document=top.plain(),
+        declared_kernels=tuple(k for name, k in ctx.kernels.items() if name not in DEFAULT_KERNELS),
     )
 
 

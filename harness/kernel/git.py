@@ -285,3 +285,13 @@ def _why_not(output: str) -> str:
     if m:
         return f"{m.group(1)} does not fit the tree ({m.group(0).split(': ')[-1]})"
     return _first_error(output.encode()) or "git could not apply it"
+
+
+def pinned(repo: Repo, ref: str, commit: str) -> str:
+    """`ref` if it names its commit for good (a tag, a commit id), else the commit id:
+    for a command that must build the same thing tomorrow (HEAD and branches move)."""
+    if re.fullmatch(r"[0-9a-f]{7,40}", ref) and commit.startswith(ref):
+        return ref
+    if git(["show-ref", "--verify", "--quiet", f"refs/tags/{ref}"], repo.path, check=False).returncode == 0:
+        return ref
+    return short(commit)
