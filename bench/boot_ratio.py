@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from stamp import say  # bench/stamp.py (a script's own folder is on sys.path)
+
 from harness.arches import preset
 from harness.initramfs import cpio, keys
 from harness.initramfs.base import BaseSpec, build_base
@@ -72,6 +74,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("kernels", nargs="*", default=["trixie-x86_64", "trixie-arm64"])
     args = ap.parse_args()
+    say("bench/boot_ratio.py")  # the date the README quotes
     print(f"{'kernel':<18} {'bare s':>8} {'kharness s':>11} {'ratio':>6}  (medians of {args.rounds})")
     for name in args.kernels:
         kernel = resolve(DEFAULT_KERNELS[name])

@@ -23,6 +23,8 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from stamp import say  # bench/stamp.py (a script's own folder is on sys.path)
+
 from harness.compare import cli, jsondoc, text
 from harness.compare.diff import Comparison, compare_runs
 from harness.compare.load import RunSamples, Selection, load_samples
@@ -117,6 +119,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs (best and median shown)")
     parser.add_argument("--dir", type=Path, help="keep the generated directories here for reuse")
     args = parser.parse_args()
+    say("bench/compare_bench.py")  # the date the README quotes
     if args.dir:
         base, new = generate(args.dir, args.cells, args.reps, args.metrics)
         report(*measure(base, new, args.repeat))

@@ -33,6 +33,8 @@ from contextlib import AbstractContextManager, contextmanager
 from multiprocessing import Process, Queue
 from pathlib import Path
 
+from stamp import say  # bench/stamp.py (a script's own folder is on sys.path)
+
 from harness.config.load import Config, load
 from harness.machine.guest import Booted
 from harness.model import Cell
@@ -155,6 +157,7 @@ def main() -> int:
     ap.add_argument("--fake-sizes", default="", help="of those, the ones run with a FAKE sleeping boot")
     ap.add_argument("--dir", type=Path, help="keep the result directories here (default: a temporary one)")
     args = ap.parse_args()
+    say("bench/parallel_bench.py")  # the date the README quotes
     sizes = [int(s) for s in args.sizes.split(",") if s]
     fake = {int(s) for s in args.fake_sizes.split(",") if s}
     with tempfile.TemporaryDirectory(prefix="kharness-bench-") as tmp:

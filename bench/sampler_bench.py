@@ -18,6 +18,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from stamp import say  # bench/stamp.py (a script's own folder is on sys.path)
+
 from harness.config.load import load
 from harness.run import sampling
 from harness.run.boot import boot_cell
@@ -45,6 +47,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="workloads per side (default 3)")
     ap.add_argument("--kernel", default="trixie-arm64")
     args = ap.parse_args()
+    say("bench/sampler_bench.py")  # the date the README quotes
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path = Path(tmp) / "c.yaml"
         cfg_path.write_text(CONFIG.format(kernel=args.kernel))
