@@ -254,3 +254,17 @@ def test_missing_cross_compiler_is_exit_3_with_the_apt_line(setup: Path, monkeyp
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("kharness: error: no aarch64-linux-gnu-gcc to build an arm64 kernel")
     assert err[-1].endswith("; apt-get install gcc-aarch64-linux-gnu")
+
+
+def test_the_reproduce_command_fits_72_columns_and_the_shell_reads_it_back() -> None:
+    import subprocess
+
+    from harness.ab.report import shell_lines
+
+    argv = ["kharness", "ab", "/very/" + "long/" * 20 + "config.yaml", "--patch", "it's a $HOME `file`.patch",
+            "--ref", "v6.12", "--metric", "fio-*:fio.*.iops", "--tree", "/" + "x" * 150]
+    lines = shell_lines(argv)
+    assert max(len(line) for line in lines) <= 72
+    script = "printf '%s\\n' " + "\n".join(lines[0].strip().split(" ", 1)[1:] + lines[1:])
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == argv[1:]

@@ -15,7 +15,7 @@ import pytest
 
 from harness.errors import UsageError
 from harness.kernel import source
-from harness.kernel.build import BuildFailure
+from harness.kernel.build import BuildFailure, BuildInterrupted, Status
 from harness.kernel.resolve import resolve
 from harness.model import KernelSource, SourceTree
 from tests.fakes.trees import commit_change, git, patch_file, toy_tree
@@ -205,3 +205,29 @@ def test_git_missing_objects_are_not_a_traceback(tmp_path: Path) -> None:
     subprocess.run(["git", "-C", str(tree), "tag", "-d", "v1"], check=True, capture_output=True)
     with pytest.raises(UsageError, match="unknown ref 'v1'"):
         source.plan(kernel(tree, ref="v1"))
+
+
+def test_fake_build_stops_with_every_process_it_started_when_asked(tmp_path: Path) -> None:
+    tree = toy_tree(tmp_path / "linux")
+    slow = patch_file(tree, tmp_path / "slow.patch", "Makefile", "bzImage: $(OBJS)\n",
+                      "bzImage: $(OBJS)\n\t@echo '  CC      slow.o' && sleep 3141\n", "toy: a slow link")
+    seen: list[str] = []
+
+    def report(status: Status) -> None:
+        seen.append(status.step)
+
+    with pytest.raises(BuildInterrupted):
+        source.build(kernel(tree, patches=(slow,)), report, stop=lambda: "CC slow.o" in seen)
+    assert not _processes_running("sleep\x003141")
+    assert not source.lookup(source.plan(kernel(tree, patches=(slow,))))  # nothing cached
+
+
+def _processes_running(cmdline: str) -> list[int]:
+    found = []
+    for p in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline in p.read_text():
+                found.append(int(p.parent.name))
+        except OSError:
+            continue
+    return found
