@@ -139,9 +139,13 @@ def test_fake_builds_never_touch_the_users_checkout(tmp_path: Path) -> None:
     git(tree, "checkout", "-q", "-b", "work")
     (tree / "file3.c").write_text("/* uncommitted work */\n")
     (tree / "notes.txt").write_text("untracked\n")
+    for hook in ("post-checkout", "applypatch-msg", "pre-applypatch", "post-applypatch"):  # not run for us
+        (tree / ".git/hooks" / hook).write_text(f"#!/bin/sh\necho {hook} >> {tmp_path}/hooks-ran\n")
+        (tree / ".git/hooks" / hook).chmod(0o755)
     before, status = _files(tree), git(tree, "status", "--porcelain")
     source.build(kernel(tree, ref="v1", patches=(fix,)))
     assert _files(tree) == before
+    assert not (tmp_path / "hooks-ran").exists()
     assert git(tree, "status", "--porcelain") == status
     assert git(tree, "rev-parse", "--abbrev-ref", "HEAD").strip() == "work"
     assert not (tree / ".config").exists() and not list(tree.glob("*.o"))

@@ -37,6 +37,9 @@ IDENTITY = {
     "GIT_COMMITTER_NAME": "kharness", "GIT_COMMITTER_EMAIL": "kharness@localhost",
     "GIT_AUTHOR_DATE": "1970-01-01T00:00:00+0000", "GIT_COMMITTER_DATE": "1970-01-01T00:00:00+0000",
 }
+# The user's hooks (post-checkout, applypatch-msg, ...) are not run for kharness's worktrees,
+# nor an automatic gc of the user's repository in the middle of a build.
+SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0")
 _FAILED_HUNK = re.compile(r"^error: patch failed: (.+):(\d+)$", re.M)
 _NOT_IN_TREE = re.compile(r"^error: (.+?): (?:does not exist in index|No such file or directory|"
                           r"already exists in (?:index|working directory))$", re.M)
@@ -69,7 +72,7 @@ def git(args: list[str], cwd: Path, *, stdin: bytes | None = None, env: dict[str
         raise InfraError("no git on this host", "apt-get install git")
     full_env = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", **(env or {})}
     try:
-        res = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, env=full_env,
+        res = subprocess.run(["git", *SAFE, *args], cwd=cwd, input=stdin, capture_output=True, env=full_env,
                              timeout=GIT_TIMEOUT, check=False)
     except subprocess.TimeoutExpired as exc:
         raise InfraError(f"git {args[0]} in {cwd} took more than {GIT_TIMEOUT:.0f} s",

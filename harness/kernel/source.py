@@ -249,7 +249,10 @@ def _entry(p: Plan, config_sha: str) -> SourceBuild | None:
     image = entry / str(facts.get("image_file", ""))
     if not image.is_file():
         return None
-    # Where the tree is named now (the same tree may sit at another path, or be named by another ref).
+    # Where the tree is named now: the same sources may sit at another path, or at another commit
+    # (then the patched commit of the build is not one of this repository's).
+    if facts.get("commit") != p.commit:
+        facts["patched_commit"] = p.commit if not p.patches else None
     facts |= {"tree": str(p.repo.path), "ref": p.spec.ref, "commit": p.commit, "log": str(entry / LOG_FILE)}
     return SourceBuild(image, entry / "config", facts, entry, hit=True)
 
