@@ -103,7 +103,7 @@ def check(args: argparse.Namespace, booter: Booter) -> int:
 def _build_and_run(args: argparse.Namespace, config: Config, cell: Cell, out: Path, facts: dict[str, Any],
                    booter: Booter, judge: Judge) -> TrialResult:
     """Build (with --tree), then boot and judge; an early result (no kernel) ends it."""
-    progress = for_terminal(args.quiet)
+    progress = for_terminal(args.quiet, color=getattr(args, "color", "auto"))
     with on_signals(Stop()) as stop:
         kernel, early = _kernel(args, config, cell, out, facts, progress.note, stop)
         if early is not None:

@@ -74,7 +74,7 @@ def bisect(args: argparse.Namespace, booter: Booter) -> int:
     setup = _setup(state.question)
     _say(f"{len(setup.space.keys)} keys differ: "
         + "; ".join(keys.describe(setup.space, k.name) for k in setup.space.keys))
-    progress = for_terminal(args.quiet)
+    progress = for_terminal(args.quiet, color=getattr(args, "color", "auto"))
     with on_signals(Stop()) as stop:
         def trial(index: int, role: st.Role, chosen: tuple[str, ...]) -> TrialResult:
             return _trial(root, setup, index, role, chosen, booter, progress, stop, args.jobs)
