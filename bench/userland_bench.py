@@ -102,6 +102,7 @@ def main() -> None:
             if kernel.modules_dir is not None:
                 mods = build_modules_layer(kernel.modules_dir, modules_for([load_workload("fio-nvme")]))
                 print(f"{name} modules layer: {mods.path.stat().st_size / 1e3:.0f} KB, {len(mods.plan.order)} modules")
+            print(f"{name} run layer (keys and the core scripts): {(tmp / 'run.cpio').stat().st_size / 1e3:.1f} KB")
 
 
 if __name__ == "__main__":
