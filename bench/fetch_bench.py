@@ -13,6 +13,7 @@ Mirror times vary: run it `--rounds` times and read the range.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -26,11 +27,16 @@ from harness.kernel.defaults import DEFAULT_KERNELS
 
 
 def fetch(cache: Path, *argv: str) -> float:
+    return fetch_json(cache, *argv)[0]
+
+
+def fetch_json(cache: Path, *argv: str) -> tuple[float, list[dict[str, object]]]:
+    """(seconds, what `kernel fetch --json` said) of one whole command."""
     env = {**os.environ, "KHARNESS_CACHE": str(cache)}
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "harness", "kernel", "fetch", *argv], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.monotonic() - t0
+    out = subprocess.run([sys.executable, "-m", "harness", "kernel", "fetch", "--json", *argv], cwd=ROOT, env=env,
+                         check=True, capture_output=True, text=True).stdout
+    return time.monotonic() - t0, json.loads(out)
 
 
 def deb_megabytes(cache: Path) -> float:
@@ -58,8 +64,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as t:
             for name in DEFAULT_KERNELS:
                 cache = Path(t) / name
-                seconds = fetch(cache, name)
-                print(f"round {r + 1}: {name:<16} cold {seconds:5.1f} s  .deb {deb_megabytes(cache):5.1f} MB")
+                seconds, rows = fetch_json(cache, name)
+                print(f"round {r + 1}: {name:<16} ({rows[0]['version']}) cold {seconds:5.1f} s  "
+                      f".deb {deb_megabytes(cache):5.1f} MB")
             cache = Path(t) / "all"
             seconds = fetch(cache, "-j", "2")
             print(f"round {r + 1}: all four, two at a time: {seconds:.1f} s, {deb_megabytes(cache):.0f} MB")
