@@ -7,7 +7,13 @@ forgets positions and silently keeps the last of two equal keys, so the file
 is composed into nodes (which keep their start marks) and walked here into
 `Node`s: plain values that remember their line and key path. The walk also
 refuses what plain YAML lets slip: duplicate keys, merge keys, tags beyond
-plain mappings and lists (no !!python/...), and alias bombs.
+plain mappings, lists and scalars (no !!python/..., !!binary, !!set), and
+alias bombs. Files come from anywhere (a config in a bug report), so every
+reading is bounded, each bound one located line when crossed: the file's
+size (MAX_BYTES), its nesting depth (MAX_DEPTH, an alias that contains
+itself included), the values it expands to (MAX_NODES), and values YAML
+cannot turn into Python (an integer of thousands of digits, 2020-13-45,
+invalid Unicode) are refused, not raised.
 
 This is the bottom layer: it knows no kind of file beyond its `Kind`.
 
@@ -35,8 +41,15 @@ from harness.errors import ConfigError
 
 MAX_BYTES = 1 << 20  # a YAML file a user writes is a page of text; more is a mistake or an attack
 MAX_NODES = 100_000  # bounds alias expansion ("billion laughs")
+# Configs nest about 5 deep; PyYAML's composer recurses and would hit
+# Python's recursion limit near 300. (run.json keeps a config's document:
+# harness/results.py reads JSON up to 64 deep.)
+MAX_DEPTH = 32
+MAX_INT_BITS = 64  # every count, size and parameter a user writes fits
 MERGE_TAG = "tag:yaml.org,2002:merge"
 PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")  # no !!set, !!omap, !!python/...
+SCALAR_TAGS = tuple(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp"))
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Key path parts shown unquoted; others are quoted so the path stays one
 # unambiguous line. Glob characters are plain: rules patterns are keys ("fio.*").
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.*?:-]+")
@@ -157,8 +170,9 @@ def parse(data: bytes, shown: str, kind: Kind = CONFIG) -> Node:
         raise ConfigError(
             "not UTF-8 text", f"save the {kind.noun} as UTF-8", where=f"{shown}:{line}"
         ) from exc
-    loader = yaml.SafeLoader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text, shown, kind.noun)
         root = loader.get_single_node()
         if root is None and kind.may_be_empty:
             return Node({}, 1, "", shown)
@@ -177,7 +191,34 @@ def parse(data: bytes, shown: str, kind: Kind = CONFIG) -> Node:
             f"not valid YAML ({problem})", "fix the YAML syntax", where=f"{shown}:1"
         ) from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, composing at most MAX_DEPTH levels deep (its composer recurses)."""
+
+    def __init__(self, text: str, shown: str, noun: str) -> None:
+        super().__init__(text)
+        self.shown, self.noun, self.depth = shown, noun, 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _too_deep(self.shown, mark.line + 1, self.noun)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _too_deep(shown: str, line: int, noun: str, path: str = "") -> ConfigError:
+    return ConfigError(
+        f"the {noun} nests deeper than {MAX_DEPTH} levels (or an alias contains itself)",
+        f"write the {noun} out plainly; start from a good one",
+        where=where(shown, line, path),
+    )
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, shown: str) -> ConfigError:
@@ -203,7 +244,7 @@ class _Walker:
         self.noun = noun
         self.count = 0
 
-    def node(self, yn: yaml.Node, path: str, line: int | None = None) -> Node:
+    def node(self, yn: yaml.Node, path: str, line: int | None = None, depth: int = 1) -> Node:
         self.count += 1
         if self.count > MAX_NODES:
             raise ConfigError(
@@ -212,18 +253,35 @@ class _Walker:
                 where=where(self.shown, yn.start_mark.line + 1),
             )
         at = line if line is not None else yn.start_mark.line + 1
-        if yn.tag not in PLAIN_TAGS and not isinstance(yn, yaml.ScalarNode):
+        if depth > MAX_DEPTH:  # the composer bounds depth, but an alias may point at its own ancestor
+            raise _too_deep(self.shown, at, self.noun, path)
+        if yn.tag not in (SCALAR_TAGS if isinstance(yn, yaml.ScalarNode) else PLAIN_TAGS):
             raise ConfigError(
-                f"YAML tag {yn.tag!r} is not supported",
-                "write plain mappings and lists",
+                f"YAML tag {display(str(yn.tag))[:80]!r} is not supported",
+                "write plain mappings, lists, strings and numbers",
                 where=where(self.shown, at, path),
             )
         if isinstance(yn, yaml.MappingNode):
-            return Node(self._mapping(yn, path), at, path, self.shown)
+            return Node(self._mapping(yn, path, depth), at, path, self.shown)
         if isinstance(yn, yaml.SequenceNode):
-            items = [self.node(item, key_path(path, i)) for i, item in enumerate(yn.value)]
+            items = [self.node(item, key_path(path, i), None, depth + 1) for i, item in enumerate(yn.value)]
             return Node(items, at, path, self.shown)
-        value = self.loader.construct_object(yn, deep=True)
+        try:
+            value = self.loader.construct_object(yn, deep=True)
+        except (ValueError, OverflowError) as exc:  # 2020-13-45, an integer of 5000 digits
+            said = "an integer of thousands of digits" if "digits" in str(exc) else display(str(exc))[:120]
+            raise ConfigError(
+                f"YAML cannot read this value ({said})",
+                "quote it if it is text, or give a plain number or date",
+                where=where(self.shown, at, path),
+            ) from None
+        if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:  # 1:2:3:...: sexagesimal
+            raise ConfigError(f"an integer beyond {MAX_INT_BITS} bits", "give a smaller number",
+                              where=where(self.shown, at, path))
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise ConfigError("a string that is not valid Unicode (a lone surrogate)",
+                              "write the text itself, not \\u escapes of half a character",
+                              where=where(self.shown, at, path))
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(
                 "infinite or NaN numbers are not allowed",
@@ -232,7 +290,7 @@ class _Walker:
             )
         return Node(value, at, path, self.shown)
 
-    def _mapping(self, yn: yaml.MappingNode, path: str) -> dict[str, Node]:
+    def _mapping(self, yn: yaml.MappingNode, path: str, depth: int) -> dict[str, Node]:
         out: dict[str, Node] = {}
         for key_node, value_node in yn.value:
             line = key_node.start_mark.line + 1
@@ -256,7 +314,7 @@ class _Walker:
                     "remove one (YAML would silently keep the last)",
                     where=at,
                 )
-            out[key] = self.node(value_node, key_path(path, key), line)
+            out[key] = self.node(value_node, key_path(path, key), line, depth + 1)
         return out
 
 
@@ -282,11 +340,15 @@ def type_name(value: Any) -> str:
 def _wrong(node: Node, want: str, example: str) -> ConfigError:
     value = node.value
     scalar = not isinstance(value, dict | list)
-    shown = f" {value!r}" if isinstance(value, str) else f" {value}" if scalar else ""
+    shown = f" {_short(repr(value))}" if isinstance(value, str) else f" {_short(str(value))}" if scalar else ""
     fix = f"write e.g. {example}"
     if want == "a string" and scalar and value is not None:
         fix += f', or quote it: "{value}"'
     return node.error(f"must be {want}, not {type_name(value)}{shown}", fix)
+
+
+def _short(text: str, width: int = 80) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def mapping(

@@ -9,14 +9,20 @@ host, so layers can be cached and compared by hash. Hence mtime 0, uid/gid 0,
 inode numbers by position, members sorted with every directory before what
 it contains, and gzip (if asked for) with mtime 0 and no file name.
 Device nodes are never written: the guest's init mounts devtmpfs.
+
+The reader takes any file (`kharness rootfs ls` of an initrd from
+anywhere): every header field must be 8 hex digits, every size must fit in
+what is left, gzip members are decompressed within a bound on the whole
+archive (MAX_UNPACKED) and hold plain cpio only, and the entries are
+bounded in number. Anything else is one CpioError (a ValueError) saying where.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import re
 import stat
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,6 +30,7 @@ from typing import Literal, Protocol
 
 from harness.atomic import atomic_open
 from harness.errors import UsageError
+from harness.kernel import compression
 
 MAGIC = b"070701"
 TRAILER = "TRAILER!!!"
@@ -31,6 +38,14 @@ HEADER_LEN = 110
 Kind = Literal["dir", "file", "symlink"]
 _TYPE_BITS: dict[Kind, int] = {"dir": stat.S_IFDIR, "file": stat.S_IFREG, "symlink": stat.S_IFLNK}
 _COPY_BLOCK = 1 << 20
+MAX_UNPACKED = 512 << 20  # bytes of gzip'd layers read back; the base layer with fio is 90 MB
+MAX_ENTRIES = 1 << 20
+MAX_NAME = 4096  # PATH_MAX, as the kernel's unpacker allows
+_FIELD = re.compile(rb"[0-9A-Fa-f]{8}")
+
+
+class CpioError(ValueError):
+    """The bytes are not newc cpio (optionally gzip'd layers), or too much of it; says where."""
 
 
 class _Sink(Protocol):
@@ -203,47 +218,72 @@ class Entry:
         return "file" if stat.S_ISREG(self.mode) else "other"
 
 
-def read(blob: bytes) -> list[Entry]:
-    """Parse concatenated (optionally gzip-compressed) newc archives, trailers dropped."""
+def read(blob: bytes, limit: int = MAX_UNPACKED) -> list[Entry]:
+    """Parse concatenated (optionally gzip-compressed) newc archives, trailers dropped.
+
+    CpioError for anything else: a bad header, a size beyond the data, a
+    compressed member within a compressed member, more than `limit` bytes
+    decompressed or MAX_ENTRIES entries.
+    """
     entries: list[Entry] = []
-    pos = 0
+    pos, unpacked = 0, 0
     while pos < len(blob):
-        if blob[pos:pos + 2] == b"\x1f\x8b":
+        if blob.startswith(b"\x1f\x8b", pos):
             # One gzip member per layer: decompress it and continue after it.
-            d = _gzip_member(blob[pos:])
-            entries.extend(read(d.data))
-            pos += d.consumed
+            try:
+                data, consumed = compression.gzip_member(blob[pos:], f"gzip member at offset {pos}",
+                                                         limit - unpacked)
+            except UsageError as exc:
+                raise CpioError(str(exc)) from exc
+            unpacked += len(data)
+            _members(data, entries, f"gzip member at offset {pos}", plain=True)
+            pos += consumed
             continue
-        if blob[pos] == 0:  # padding between archives, as the kernel skips it
-            pos += 1
-            continue
-        entry, pos = _read_one(blob, pos)
-        if entry is not None:
-            entries.append(entry)
+        pos = _members(blob, entries, "archive", plain=False, start=pos)
     return entries
 
 
-@dataclass(frozen=True)
-class _Decompressed:
-    data: bytes
-    consumed: int
+def _members(blob: bytes, entries: list[Entry], what: str, *, plain: bool, start: int = 0) -> int:
+    """Read entries from `start` up to a gzip member (or the end, if `plain`); returns where it stopped."""
+    pos = start
+    while pos < len(blob):
+        if blob[pos] == 0:  # padding between archives, as the kernel skips it
+            pos += 1
+            continue
+        if blob.startswith(b"\x1f\x8b", pos):
+            if plain:
+                raise CpioError(f"{what}: a compressed member inside a compressed one, at offset {pos}")
+            return pos
+        entry, pos = _read_one(blob, pos, what)
+        if entry is not None:
+            if len(entries) >= MAX_ENTRIES:
+                raise CpioError(f"{what}: more than {MAX_ENTRIES} entries")
+            entries.append(entry)
+    return pos
 
 
-def _gzip_member(blob: bytes) -> _Decompressed:
-    d = zlib.decompressobj(wbits=31)
-    data = d.decompress(blob)
-    return _Decompressed(data, len(blob) - len(d.unused_data))
-
-
-def _read_one(blob: bytes, pos: int) -> tuple[Entry | None, int]:
+def _read_one(blob: bytes, pos: int, what: str) -> tuple[Entry | None, int]:
+    where = f"{what} offset {pos}"
     if blob[pos:pos + 6] != MAGIC:
-        raise ValueError(f"no newc header at offset {pos}")
-    v = [int(blob[pos + 6 + 8 * i:pos + 14 + 8 * i], 16) for i in range(13)]
-    name_end = pos + HEADER_LEN + v[11]
-    name = blob[pos + HEADER_LEN:name_end - 1].decode()
-    data_start = name_end + _pad(HEADER_LEN + v[11])
-    data_end = data_start + v[6]
-    nxt = data_end + _pad(v[6])
+        raise CpioError(f"{where}: no newc header")
+    if pos + HEADER_LEN > len(blob):
+        raise CpioError(f"{where}: header cut off")
+    raw = [blob[pos + 6 + 8 * i:pos + 14 + 8 * i] for i in range(13)]
+    if not all(_FIELD.fullmatch(f) for f in raw):
+        raise CpioError(f"{where}: a header field is not 8 hex digits")
+    v = [int(f, 16) for f in raw]
+    namesize, filesize = v[11], v[6]
+    if not 1 <= namesize <= MAX_NAME:
+        raise CpioError(f"{where}: name size {namesize}, not 1 to {MAX_NAME}")
+    name_end = pos + HEADER_LEN + namesize
+    data_start = name_end + _pad(HEADER_LEN + namesize)
+    data_end = data_start + filesize
+    if data_end > len(blob):
+        raise CpioError(f"{where}: entry of {filesize} bytes cut off at {len(blob)}")
+    if blob[name_end - 1] != 0:
+        raise CpioError(f"{where}: name not NUL-terminated")
+    name = blob[pos + HEADER_LEN:name_end - 1].decode("utf-8", errors="backslashreplace")
+    nxt = data_end + _pad(filesize)
     if name == TRAILER:
         return None, nxt
     return Entry(name, v[0], v[1], v[2], v[3], v[4], v[5], blob[data_start:data_end]), nxt

@@ -19,20 +19,21 @@ empty directory (init/initramfs.c clean_path), breaking the dynamic loader.
 
 from __future__ import annotations
 
-import gzip
-import lzma
 import os
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
+from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from harness import cache
 from harness.atomic import write_json
 from harness.errors import InfraError, UsageError
 from harness.initramfs import cpio
+from harness.kernel import compression
 
 LAYOUT = 1  # bump when the layer's layout changes, so old cache entries are not reused
 GUEST_MODULES = "usr/lib/modules"
@@ -167,21 +168,33 @@ def _parse_modules_dep(text: str) -> dict[str, list[str]]:
 
 def modinfo(ko: bytes) -> dict[str, str]:
     """The `key=value` strings of a module's .modinfo section (last value wins)."""
-    section = ELFFile(BytesIO(ko)).get_section_by_name(".modinfo")
-    if section is None:
-        return {}
-    fields = (s.decode(errors="replace") for s in section.data().split(b"\0") if b"=" in s)
+    try:
+        section = ELFFile(BytesIO(ko)).get_section_by_name(".modinfo")
+        data = b"" if section is None else section.data()
+    except (ELFError, ValueError, struct.error) as exc:  # a file named .ko that is no module
+        raise UsageError(f"a module is not an ELF object ({exc})", "check the modules tree") from exc
+    fields = (s.decode(errors="replace") for s in data.split(b"\0") if b"=" in s)
     return dict(f.split("=", 1) for f in fields)
 
 
+MAX_MODULE_BYTES = 128 << 20  # decompressed; the largest in-tree modules (amdgpu) are ~30 MiB
+
+
 def decompress(path: Path) -> bytes:
-    """A module's ELF bytes, whatever the compression Debian or the user chose."""
+    """A module's ELF bytes, whatever the compression Debian or the user chose.
+
+    Bounded (MAX_MODULE_BYTES, compressed or not): a modules tree or tarball
+    comes from anywhere, and a small .ko.xz can expand to gigabytes.
+    """
+    if path.stat().st_size > MAX_MODULE_BYTES:
+        raise UsageError(f"{path}: more than {MAX_MODULE_BYTES >> 20} MiB, not a kernel module",
+                         "check the modules tree")
     data = path.read_bytes()
     name = path.name
     if name.endswith(".xz"):
-        return lzma.decompress(data)
+        return compression.decompress(data, "xz", str(path), MAX_MODULE_BYTES)
     if name.endswith(".gz"):
-        return gzip.decompress(data)
+        return compression.decompress(data, "gzip", str(path), MAX_MODULE_BYTES)
     if name.endswith(".zst"):
         return _unzstd(data, path)
     return data
@@ -193,8 +206,19 @@ def _unzstd(data: bytes, path: Path) -> bytes:
     except ImportError as exc:
         raise InfraError(f"{path} is zstd-compressed and zstandard is missing",
                          "pip install zstandard into the venv") from exc
-    out: bytes = zstandard.ZstdDecompressor().decompressobj().decompress(data)
-    return out
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as reader:
+            while chunk := reader.read(compression.CHUNK):
+                total += len(chunk)
+                if total > MAX_MODULE_BYTES:
+                    raise UsageError(f"{path}: decompresses to more than {MAX_MODULE_BYTES >> 20} MiB, "
+                                     "not a kernel module", "check the modules tree")
+                chunks.append(chunk)
+    except zstandard.ZstdError as exc:
+        raise UsageError(f"{path}: corrupt zstd data ({exc})", "check the file is complete") from exc
+    return b"".join(chunks)
 
 
 def _plain(rel: str) -> str:

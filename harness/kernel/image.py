@@ -18,12 +18,20 @@ the bytes. Layouts, from the kernel's documentation and sources:
 QEMU 7.2's -kernel takes a bzImage as is, and an arm64 Image plain or
 gzip'd; it does not understand zboot (that came in QEMU 8.1) nor other
 compressors, so only those are unpacked by `bootable`.
+
+An image comes from anywhere, so what is read from it is checked before use:
+the release (the x86 kernel_version string or the `Linux version` banner)
+must be a `uname -r` of RELEASE_RE before it names a file (`Image-<release>`)
+or a modules directory, and unpacking is a bounded stream (MAX_IMAGE_BYTES
+decompressed, held a chunk at a time), so a small bomb costs neither memory
+nor disk.
 """
 
 from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +41,11 @@ from harness.kernel import compression
 from harness.model import Arch
 
 HEAD_BYTES = 4096  # covers every header field read here
-MAX_IMAGE_BYTES = 512 << 20  # a larger file is a disk image or a vmlinux, not a kernel image
+# A larger file, or a larger decompressed Image, is a disk image, a vmlinux
+# or a bomb, not a kernel image (allyesconfig arm64 Images are ~250 MiB).
+MAX_IMAGE_BYTES = 512 << 20
+# `uname -r`: at most 64 characters (__NEW_UTS_LEN), one path component.
+RELEASE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+~-]{0,63}")
 
 ARM64_MAGIC = b"ARM\x64"
 ARM64_MAGIC_AT = 0x38
@@ -48,7 +60,8 @@ ZBOOT_COMPRESSION = {
     "xzkern": "xz", "xz": "xz", "zstd22": "zstd", "zstd": "zstd",
 }
 QEMU_TAKES_AS_IS = frozenset({"Image", "gzip-Image", "bzImage", "zImage"})
-BANNER = re.compile(rb"Linux version (\S+) \([^\n\x00]{0,400}")
+BANNER = re.compile(rb"Linux version (\S{1,200}) \([^\n\x00]{0,400}")
+BANNER_SPAN = 1024  # bytes a banner match can cover: kept between chunks
 
 
 @dataclass(frozen=True)
@@ -79,8 +92,9 @@ def identify(path: Path) -> ImageInfo:
     try:
         if head[X86_MAGIC_AT:X86_MAGIC_AT + 4] == X86_MAGIC:
             return _x86(path, _read(path))
-        fmt, kind, raw = _unwrap(path, head)
-        return _arm64(path, raw, fmt, kind, path.stat().st_size)
+        fmt, kind, payload = _unwrap(path, head)
+        header, release, banner = _scan(path, fmt, compression.stream(payload, kind, str(path), MAX_IMAGE_BYTES))
+        return _arm64(path, header, fmt, kind, path.stat().st_size, release, banner)
     except (struct.error, IndexError) as exc:  # a header field beyond the end of the file
         raise UsageError(f"{path}: kernel header is truncated", "check the file") from exc
 
@@ -90,24 +104,27 @@ def bootable(path: Path, dest_dir: Path, info: ImageInfo | None = None) -> Path:
 
     Decompressing costs time and disk, so it is done only for what QEMU 7.2
     cannot load (EFI zboot, arm64 Images in non-gzip wrappers). The raw Image
-    is written atomically as `dest_dir/Image-<release>`.
+    is written atomically as `dest_dir/Image-<release>`, streamed and bounded.
     """
     info = info or identify(path)
     if info.qemu_boots_as_is:
         return path
-    _, _, raw = _unwrap(path, _read(path, HEAD_BYTES))
-    out = dest_dir / f"Image-{info.release}"
-    atomic.write_bytes(out, raw)
+    release = _release(path, info.release, "banner")
+    _, kind, payload = _unwrap(path, _read(path, HEAD_BYTES))
+    out = dest_dir / f"Image-{release}"
+    with atomic.atomic_open(out, "wb") as f:
+        for chunk in compression.stream(payload, kind, str(path), MAX_IMAGE_BYTES):
+            f.write(chunk)
     return out
 
 
 def _unwrap(path: Path, head: bytes) -> tuple[str, str, bytes]:
-    """(format, compression, raw arm64 Image bytes) of a file that is not an x86 image."""
+    """(format, compression, the bytes holding the arm64 Image) of a file that is not an x86 image."""
     if head[ARM64_MAGIC_AT:ARM64_MAGIC_AT + 4] == ARM64_MAGIC:
         return "Image", "none", _read(path)
     if head[:2] == b"MZ" and head[4:8] == ZBOOT_TYPE:
-        kind, raw = _zboot_payload(path, _read(path))
-        return "zboot", kind, raw
+        kind, payload = _zboot_payload(path, _read(path))
+        return "zboot", kind, payload
     if head[:4] == b"\x7fELF":
         raise UsageError(
             f"{path} is an ELF file (a vmlinux?), not a bootable kernel image",
@@ -119,14 +136,11 @@ def _unwrap(path: Path, head: bytes) -> tuple[str, str, bytes]:
             f"{path} is not a kernel image (no arm64 Image, x86 bzImage or EFI zboot header)",
             "pass the Image, bzImage or vmlinuz file",
         )
-    raw = compression.decompress(_read(path), wrapper, str(path))
-    if raw[ARM64_MAGIC_AT:ARM64_MAGIC_AT + 4] != ARM64_MAGIC:
-        raise UsageError(f"{path} is {wrapper}-compressed but holds no arm64 Image", "check it")
-    return f"{wrapper}-Image", wrapper, raw
+    return f"{wrapper}-Image", wrapper, _read(path)
 
 
 def _zboot_payload(path: Path, data: bytes) -> tuple[str, bytes]:
-    """The compression and decompressed Image inside an EFI zboot file."""
+    """The compression and the compressed Image inside an EFI zboot file."""
     offset, size = struct.unpack_from("<II", data, 8)
     name = _cstring(data, 24, 32)
     kind = ZBOOT_COMPRESSION.get(name, "")
@@ -145,17 +159,47 @@ def _zboot_payload(path: Path, data: bytes) -> tuple[str, bytes]:
     payload = data[offset:offset + size]
     if len(payload) != size:
         raise UsageError(f"{path}: EFI zboot payload is truncated", "check the file is complete")
-    raw = compression.decompress(payload, kind, str(path))
-    if raw[ARM64_MAGIC_AT:ARM64_MAGIC_AT + 4] != ARM64_MAGIC:
-        raise UsageError(f"{path}: EFI zboot payload is no arm64 Image", "check the file")
-    return kind, raw
+    return kind, payload
 
 
-def _arm64(path: Path, raw: bytes, fmt: str, kind: str, size: int) -> ImageInfo:
-    flags = struct.unpack_from("<Q", raw, 0x18)[0]
+def _scan(path: Path, fmt: str, chunks: Iterator[bytes]) -> tuple[bytes, str, str]:
+    """(64-byte Image header, release, banner) of a decompressing stream, held a chunk at a time.
+
+    linux_banner (the string /proc/version prints) sits in .rodata, anywhere
+    in the Image; the stream is read to its end, so a corrupt one is refused.
+    """
+    header = b""
+    window = b""
+    found: re.Match[bytes] | None = None
+    for chunk in chunks:
+        if len(header) < 64:
+            header += chunk[:64 - len(header)]
+        if found is None or len(window) - found.start() < BANNER_SPAN:
+            window = (window[found.start():] if found else window[-BANNER_SPAN:]) + chunk
+            found = BANNER.search(window)
+    if header[ARM64_MAGIC_AT:ARM64_MAGIC_AT + 4] != ARM64_MAGIC:
+        if fmt == "zboot":
+            raise UsageError(f"{path}: EFI zboot payload is no arm64 Image", "check the file")
+        raise UsageError(f"{path} is {fmt.removesuffix('-Image')}-compressed but holds no arm64 Image", "check it")
+    if found is None:
+        raise UsageError(f"{path}: no 'Linux version' banner in the image", "check the file")
+    release = _release(path, found.group(1).decode(errors="replace"), "'Linux version' banner")
+    return header, release, found.group(0).decode(errors="replace")
+
+
+def _release(path: Path, text: str, where: str) -> str:
+    """A release read from an image: it names files and directories, so only of RELEASE_RE."""
+    if not RELEASE_RE.fullmatch(text):
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise UsageError(f"{path}: the release {shown!r} in its {where} is not a kernel release",
+                         "a release is what `uname -r` prints: letters, digits and ._+~- (64 at most)")
+    return text
+
+
+def _arm64(path: Path, header: bytes, fmt: str, kind: str, size: int, release: str, banner: str) -> ImageInfo:
+    flags = struct.unpack_from("<Q", header, 0x18)[0]
     if flags & 1:
         raise UsageError(f"{path} is a big-endian arm64 kernel", "build a little-endian kernel")
-    release, banner = _banner(path, raw)
     return ImageInfo(
         path=path, arch=arches.by_kernel_format("Image").name, format=fmt, compression=kind, release=release, size=size,
         banner=banner, page_size=ARM64_PAGE_SIZES.get((flags >> 1) & 3),
@@ -168,11 +212,12 @@ def _x86(path: Path, data: bytes) -> ImageInfo:
         raise UsageError(f"{path} is a 32-bit x86 kernel", "build an x86_64 kernel")
     pointer = struct.unpack_from("<H", data, 0x20E)[0]
     version = _cstring(data, 0x200 + pointer, 400) if pointer else ""
-    if not version:
+    if not version.split():
         raise UsageError(f"{path}: x86 image without a kernel_version string", "check the file")
     return ImageInfo(
         path=path, arch=arches.by_kernel_format("bzImage").name, format="bzImage" if data[0x211] & 1 else "zImage",
-        compression=_x86_payload_compression(data, protocol), release=version.split()[0],
+        compression=_x86_payload_compression(data, protocol),
+        release=_release(path, version.split()[0], "kernel_version string"),
         size=len(data), banner=f"Linux version {version}", page_size=4096,
         boot_protocol=f"{protocol >> 8}.{protocol & 0xFF:02d}",
     )
@@ -188,14 +233,6 @@ def _x86_payload_compression(data: bytes, protocol: int) -> str:
     if head[:4] == b"\x7fELF":  # CONFIG_KERNEL_UNCOMPRESSED
         return "none"
     return compression.sniff(head) or "unknown"
-
-
-def _banner(path: Path, raw: bytes) -> tuple[str, str]:
-    """(release, banner line) from linux_banner, the string /proc/version prints."""
-    match = BANNER.search(raw)
-    if match is None:
-        raise UsageError(f"{path}: no 'Linux version' banner in the image", "check the file")
-    return match.group(1).decode(errors="replace"), match.group(0).decode(errors="replace")
 
 
 def _cstring(data: bytes, offset: int, limit: int) -> str:
