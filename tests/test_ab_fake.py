@@ -232,6 +232,7 @@ def test_fake_patch_that_does_not_apply_is_exit_2_naming_patch_and_file(
     assert "patch 0001-toy-halve-the-pool.patch (toy: halve the pool) does not apply to" in err
     assert "hunk at file1.c:" in err and err.endswith("give the ref it was made for")
     assert booted == []
+    assert not (setup / "cache" / source.BUILDS).exists()  # found before anything was built
 
 
 def test_missing_cross_compiler_is_exit_3_with_the_apt_line(setup: Path, monkeypatch: pytest.MonkeyPatch,

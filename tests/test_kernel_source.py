@@ -171,6 +171,9 @@ def test_range_and_mbox_series(tmp_path: Path) -> None:
     mbox.write_text(git(tree, "format-patch", "--stdout", "v1..fixes"))
     by_mbox = source.plan(kernel(tree, ref="v1", mbox=mbox))
     assert [p.name for p in by_mbox.patches] == ["series.mbox [1/2]", "series.mbox [2/2]"]
+    source.check_series(kernel(tree, ref="v1", mbox=mbox))  # each patch onto the one before: applies
+    with pytest.raises(UsageError, match=r"patch series\.mbox \[1/2\] .* hunk at file1\.c:\d+ fails"):
+        source.check_series(kernel(tree, ref="fixes", mbox=mbox))  # already in: does not apply again
     assert by_mbox.patch_ids == by_range.patch_ids
     empty = tmp_path / "empty.patch"
     empty.write_text("just words, no diff\n")

@@ -89,6 +89,9 @@ def _run(q: Question, doc: dict[str, Any], out: Path, rules: Rules, progress: Pr
          quiet: bool = False) -> int:
     doc["status"] = "building"
     atomic.write_json(out / AB_FILE, doc)
+    for side in q.sides:  # a series that does not apply is bad input: say so before building anything
+        if side.kernel.source is not None:
+            source.check_series(side.kernel)
     for side in q.sides:
         failed = _build(side, doc, progress, stop, q.inputs.build_jobs)
         if failed is not None:

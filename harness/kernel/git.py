@@ -280,6 +280,21 @@ def apply(path: Path, patches: list[Patch], onto: str) -> str:
     return head(path)
 
 
+def check_applies(repo: Repo, onto: str, patches: list[Patch]) -> None:
+    """Does the series apply onto `onto`? Asked of a temporary index, without a checkout: so a
+    patch that does not apply is found before anything is built (the same message as apply's)."""
+    with tempfile.TemporaryDirectory(prefix="kharness-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git(["read-tree", onto], repo.path, env=env)
+        for patch in patches:
+            res = git(["apply", "--cached", "--whitespace=nowarn"], repo.path, stdin=patch.text, env=env,
+                      check=False)
+            if res.returncode != 0:
+                why = _why_not(res.stderr.decode(errors="replace"))
+                raise UsageError(f"patch {patch.name} ({patch.subject}) does not apply to {short(onto)}: {why}",
+                                 "rebase it onto that ref, or give the ref it was made for")
+
+
 def _why_not(output: str) -> str:
     m = _FAILED_HUNK.search(output)
     if m:

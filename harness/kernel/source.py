@@ -149,6 +149,13 @@ def lookup(p: Plan) -> SourceBuild | None:
     return _entry(p, str(config_sha))
 
 
+def check_series(src: KernelSource) -> None:
+    """A patch that does not apply, found now (UsageError) rather than after other builds: unless cached."""
+    p = plan(src)
+    if p.patches and lookup(p) is None:
+        git.check_applies(p.repo, p.commit, list(p.patches))
+
+
 def build(src: KernelSource, report: Report | None = None, stop: Stopping | None = None,
           jobs: int | None = None) -> SourceBuild:
     """The built kernel: from the cache, or checked out, patched, configured and made now."""
@@ -293,4 +300,5 @@ def _sha256(path: Path, what: str) -> str:
         raise UsageError(f"cannot read {what} {path} ({exc.strerror})", f"check {what}:") from exc
 
 
-__all__ = ["BUILDS", "CONFIGS", "LINEAGES", "Plan", "SourceBuild", "build", "lookup", "plan", "sweep_lineages"]
+__all__ = ["BUILDS", "CONFIGS", "LINEAGES", "Plan", "SourceBuild", "build", "check_series", "lookup", "plan",
+           "sweep_lineages"]

@@ -67,6 +67,8 @@ def prepare(cells: Iterable[Cell], say: Say, stop: Stopping | None = None,
             jobs: int | None = None) -> dict[str, source.SourceBuild | BuildFailure]:
     """Build every source kernel the cells boot, in order of first use."""
     kernels = {c.kernel.name: c.kernel for c in cells if c.kernel.source is not None}
+    for kernel in kernels.values():  # a series that does not apply is bad input: before any build
+        source.check_series(kernel)
     out: dict[str, source.SourceBuild | BuildFailure] = {}
     for name, kernel in kernels.items():
         if stop is not None and stop():
