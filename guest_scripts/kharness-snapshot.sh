@@ -11,6 +11,10 @@
 #   uptime slabinfo meminfo vmstat      the /proc files
 #   swiotlb/<file>        each file of /sys/kernel/debug/swiotlb/ (none: no swiotlb)
 #   hist/swiotlb_bounced  the bounce histograms kharness-trace.sh set up
+#   hist/dma_map_page     mappings per device and failed mappings (6.12)
+#   hist/dma_map_sg       scatterlist mappings per device (6.12)
+#   iommu                 "group=N type=T dev=D" per device in an IOMMU group
+#                         (type: DMA strict, DMA-FQ lazy, identity); empty: none
 #   end                   "ok": the output was not cut off
 # A missing source is a missing section; errors reading one go into its
 # section for the host to report. Always exits 0. Read-only, except that it
@@ -56,6 +60,21 @@ for f in "$DBG"/swiotlb/*; do
 done
 
 [ -f "$EVENT/hist" ] && dump hist/swiotlb_bounced "$EVENT/hist"
+for e in dma_map_page dma_map_sg; do
+	[ -f "$TRC/events/dma/$e/hist" ] && dump "hist/$e" "$TRC/events/dma/$e/hist"
+done
+
+section iommu
+for g in "$R"/sys/kernel/iommu_groups/*; do
+	[ -d "$g" ] || continue
+	t=$(cat "$g/type" 2>/dev/null)
+	for d in "$g"/devices/*; do
+		[ -e "$d" ] && echo "group=${g##*/} type=${t:-unknown} dev=${d##*/}"
+	done
+done
+
+# The high-water mark counts from here: each snapshot's is its workload's own.
+[ -z "$R" ] && [ -w "$DBG/swiotlb/io_tlb_used_hiwater" ] && echo 0 > "$DBG/swiotlb/io_tlb_used_hiwater"
 
 section end
 echo ok

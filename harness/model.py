@@ -152,6 +152,7 @@ class Cell:
     swiotlb: str = "default"  # default | force | noforce | <slots>
     dma_coherent: bool = True
     iommu_platform: bool = False
+    iommu: str = "none"  # an IOMMU device kind in front of PCI (harness/devices/), or none
     slub_debug: str | None = None
     cmdline: tuple[str, ...] = ()  # extra kernel command line words
     workloads: tuple[WorkloadRun, ...] = ()

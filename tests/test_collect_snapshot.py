@@ -78,7 +78,7 @@ def snap_of(shell: list[str], root: Path) -> tuple[Sections, Snapshot]:
 def test_snapshot_script_output_parses_completely(shell: list[str], tmp_path: Path) -> None:
     sections, snap = snap_of(shell, fake_guest(tmp_path))
     assert sections.problems == ()
-    assert sorted(sections) == ["end", "hist/swiotlb_bounced", "meminfo", "pagesize", "probe",
+    assert sorted(sections) == ["end", "hist/swiotlb_bounced", "iommu", "meminfo", "pagesize", "probe",
                                 "slabinfo", "swiotlb/io_tlb_nslabs", "swiotlb/io_tlb_used",
                                 "swiotlb/io_tlb_used_hiwater", "uptime", "vmstat"]
     assert sections["swiotlb/io_tlb_used"] == "3\n"
@@ -111,7 +111,7 @@ def test_trace_script_sets_both_triggers_once(shell: list[str], tmp_path: Path) 
         out = run(shell, TRACE_SH, root)
         assert (out.returncode, out.stdout) == (0, "kharness-trace: ok\n")
     assert (root / EVENT / "trigger").read_text() == (
-        "hist:keys=size:vals=hitcount\nhist:keys=dev_name:vals=hitcount\n"
+        "hist:keys=size:vals=hitcount:size=256\nhist:keys=dev_name:vals=hitcount:size=128\n"
     )
 
 

@@ -32,6 +32,7 @@ AXIS_KEYS = {
     "swiotlb",
     "dma_coherent",
     "iommu_platform",
+    "iommu",
     "slub_debug",
     "cmdline",
     "workloads",

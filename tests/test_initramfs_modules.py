@@ -163,5 +163,5 @@ def test_zstd_without_zstandard_says_how_to_fix(tmp_path: Path, monkeypatch: pyt
 def test_device_kinds_have_module_lists() -> None:
     from harness import devices
 
-    assert all(kind.modules for kind in devices.kinds().values())
+    assert all(kind.modules for kind in devices.kinds().values() if kind.role != "iommu")
     assert set(devices.get("virtio-net").modules) == {"virtio_pci", "virtio_net"}

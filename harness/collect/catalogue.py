@@ -39,6 +39,9 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                "slab memory of every kmalloc cache (the sum of the size classes)"),
     MetricSpec("slab.kmalloc.bytes.delta", "bytes", "gauge", "lower",
                "change of slab.kmalloc.bytes over the workload: kmalloc memory it left behind"),
+    MetricSpec("slab.kharness_trace.bytes", "bytes", "gauge", "lower",
+               "kmalloc slab that kharness's own hist trigger maps took when init armed them "
+               "(init's slabinfo after minus before); included in every slab figure of the guest"),
     MetricSpec("slab.minalign", "bytes", "gauge", "neutral",
                "effective kmalloc minimum alignment: the smallest plain kmalloc-N cache"),
     # whatif.py on the same slabinfo: what a larger minalign would cost (* is N).
@@ -66,7 +69,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("swiotlb.slots", "slots", "gauge", "neutral", "io_tlb_nslabs: size of the pool"),
     MetricSpec("swiotlb.used", "slots", "gauge", "lower", "io_tlb_used when read"),
     MetricSpec("swiotlb.hiwater", "slots", "gauge", "lower",
-               "io_tlb_used_hiwater: most slots ever in use (6.2+; reset by writing 0)"),
+               "io_tlb_used_hiwater: most slots in use since the previous snapshot (6.2+; the "
+               "snapshot resets it, so each workload's is its own; boot's counts from boot)"),
     # swiotlb:swiotlb_bounced hist triggers: the DMA side of the trade.
     MetricSpec("swiotlb.bounces", "bounces", "counter", "lower",
                "mappings bounced through swiotlb during the workload (Hits of keys=size)"),
@@ -83,6 +87,20 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                "swiotlb.bounces over the I/Os fio completed in the workload (all jobs, both directions)"),
     MetricSpec("swiotlb.bounced_bytes_per_io", "bytes/IO", "gauge", "lower",
                "swiotlb.bounced_bytes over the I/Os fio completed in the workload"),
+    MetricSpec("swiotlb.bounces_per_mapping", "bounces/mapping", "gauge", "lower",
+               "swiotlb.bounces over dma.mappings of the workload: the share of streaming mappings that bounced"),
+    # dma:dma_map_page and dma:dma_map_sg hist triggers (6.12): mappings counted on their own.
+    MetricSpec("dma.mappings", "mappings", "counter", "neutral",
+               "streaming DMA mappings (dma_map_page + dma_map_sg events) during the workload"),
+    MetricSpec("dma.mappings.dev-*", "mappings", "counter", "neutral", "mappings of one device"),
+    MetricSpec("dma.map_failures", "mappings", "counter", "lower",
+               "dma_map_page calls that returned DMA_MAPPING_ERROR (e.g. swiotlb full)"),
+    # /sys/kernel/iommu_groups: the DMA path each device takes.
+    MetricSpec("iommu.groups", "groups", "gauge", "neutral", "IOMMU groups (0: every device on the direct path)"),
+    MetricSpec("iommu.dev-*.translated", "", "gauge", "neutral",
+               "1 if the device's domain translates (DMA or DMA-FQ), 0 if identity (passthrough)"),
+    MetricSpec("iommu.dev-*.lazy", "", "gauge", "neutral",
+               "1 if the translated domain invalidates lazily (DMA-FQ), 0 if strictly (DMA)"),
     # /proc/vmstat: a few counters that say whether the figures above mean anything.
     MetricSpec("vmstat.pgpgin", "KiB", "counter", "neutral",
                "block I/O read: shows the workload really moved data (bounces per KiB)"),

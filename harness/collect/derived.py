@@ -33,7 +33,7 @@ def fio_report(output: str, workload: str) -> tuple[list[Metric], list[str]]:
 
 
 def per_io(metrics: Iterable[Metric], workload: str) -> list[Metric]:
-    """swiotlb.bounce_size.max, and bounces and bounced bytes per fio I/O, for `workload`.
+    """swiotlb.bounce_size.max, bounces per DMA mapping, and bounces and bounced bytes per fio I/O.
 
     Nothing is made up: without bounce counters (no hist trigger) there is no
     figure, and without fio I/Os there is nothing to divide by.
@@ -44,6 +44,9 @@ def per_io(metrics: Iterable[Metric], workload: str) -> list[Metric]:
     sizes = [int(n.removeprefix(SIZE_PREFIX)) for n, v in mine.items()
              if n.startswith(SIZE_PREFIX) and n.removeprefix(SIZE_PREFIX).isdigit() and v > 0]
     out = [catalogue.metric("swiotlb.bounce_size.max", max(sizes, default=0), workload)]
+    if mine.get("dma.mappings", 0) > 0:
+        out.append(catalogue.metric("swiotlb.bounces_per_mapping", mine["swiotlb.bounces"] / mine["dma.mappings"],
+                                    workload))
     ios = sum(v for n, v in mine.items() if n.startswith("fio.") and n.endswith(".ios"))
     if ios > 0:
         out.append(catalogue.metric("swiotlb.bounces_per_io", mine["swiotlb.bounces"] / ios, workload))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from harness.collect import catalogue, hist, meminfo, slabinfo, swiotlb, vmstat, whatif
+from harness.collect import catalogue, hist, iommu, meminfo, slabinfo, swiotlb, vmstat, whatif
 from harness.collect.text import ParseError, count, label, shorten
 from harness.model import Metric
 
@@ -41,6 +41,8 @@ _UNSAFE = re.compile(r"[^a-z0-9_./-]")
 # names that come from the guest, such as a workload's `metric NAME VALUE` lines.
 SAFE_METRIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 BOUNCE_HIST = "hist/swiotlb_bounced"
+MAP_HIST = "hist/dma_map_page"
+SG_HIST = "hist/dma_map_sg"
 # vmstat counters reported, and why: pgpgin/pgpgout show that the workload
 # really moved block data (the denominator of bounces); pgalloc_* (summed over
 # zones) counts page allocations, slab growth included; allocstall_* (summed)
@@ -80,6 +82,10 @@ class Snapshot:
     vmstat: Mapping[str, int] | None = None
     swiotlb: swiotlb.Swiotlb | None = None  # None: debugfs missing, so unknown
     bounces: tuple[hist.Histogram, ...] | None = None  # None: no bounce histogram
+    # dma:dma_map_page and dma:dma_map_sg histograms (6.12); None: no such events
+    mappings: tuple[hist.Histogram, ...] | None = None
+    sg_mappings: tuple[hist.Histogram, ...] | None = None
+    iommu: tuple[iommu.GroupedDevice, ...] | None = None  # devices in IOMMU groups; None: not listed
     uptime: float | None = None  # seconds since boot, to spot a reboot between snapshots
     # init armed the bounce histograms before loading modules: at boot they
     # count every bounce since then (device probes included)
@@ -193,6 +199,9 @@ def parse(sections: Mapping[str, str]) -> Snapshot:
         uptime=attempt("uptime", uptime),
         swiotlb=_swiotlb(sections, probe, problems),
         bounces=_bounces(sections, probe, problems),
+        mappings=_optional_hist(sections, MAP_HIST, problems),
+        sg_mappings=_optional_hist(sections, SG_HIST, problems),
+        iommu=attempt("iommu", iommu.parse) if "iommu" in sections else None,
         armed_at_init=probe.get("armed_at_init") == "yes",
         complete="end" in sections,
     )
@@ -261,6 +270,17 @@ def _bounces(
     return found
 
 
+def _optional_hist(sections: Mapping[str, str], name: str, problems: list[str]) -> tuple[hist.Histogram, ...] | None:
+    """A histogram of an event that only some kernels have: absent is no problem, broken is."""
+    if name not in sections:
+        return None
+    try:
+        return hist.parse(sections[name])
+    except ParseError as exc:
+        problems.append(str(exc))
+        return None
+
+
 # --- metrics --------------------------------------------------------------
 
 Pairs = list[tuple[str, float]]
@@ -276,13 +296,14 @@ def metrics(before: Snapshot | None, after: Snapshot, workload: str) -> list[Met
     probes). Counters are also left out when they went backwards (a reboot or
     a trigger set again).
     """
-    pairs = _slab(after) + _meminfo(after) + _swiotlb_gauges(after)
+    pairs = _slab(after) + _meminfo(after) + _swiotlb_gauges(after) + _iommu_gauges(after)
     if (before is None or before is after) and after.armed_at_init:
         pairs += _bounce_counters(Snapshot(bounces=()), after)  # since init armed them
     if before is not None and before is not after:
         pairs += _slab_delta(before, after)
         if _same_boot(before, after):
             pairs += _bounce_counters(before, after) + _vmstat_counters(before, after)
+            pairs += _mapping_counters(before, after)
     return [catalogue.metric(name, value, workload) for name, value in pairs]
 
 
@@ -319,6 +340,24 @@ def _kmalloc_bytes(s: Snapshot) -> int | None:
     if s.slab is None or s.pagesize is None:
         return None
     return sum(c.slab_pages for c in slabinfo.size_classes(s.slab)) * s.pagesize
+
+
+def trace_cost(before_text: str, after_text: str, boot: Snapshot) -> list[Metric]:
+    """What arming the histograms cost in kmalloc slab: init's slabinfo after minus before.
+
+    The hist maps kmalloc their entries up front and stay, so every slab
+    figure of the guest includes this; it is reported so nobody mistakes it
+    for the kernel's (and so a change of kharness's tracing shows).
+    """
+    if boot.pagesize is None:
+        return []
+    try:
+        before, after = slabinfo.parse(before_text), slabinfo.parse(after_text)
+    except ParseError:
+        return []
+    pages = sum(c.slab_pages for c in slabinfo.size_classes(after)) - sum(
+        c.slab_pages for c in slabinfo.size_classes(before))
+    return [catalogue.metric("slab.kharness_trace.bytes", pages * boot.pagesize, "boot")]
 
 
 def _slab_delta(before: Snapshot, after: Snapshot) -> Pairs:
@@ -369,6 +408,46 @@ def _bounce_counters(before: Snapshot, after: Snapshot) -> Pairs:
         for name, n in devices[1].items():
             by_dev[device_label(name)] = by_dev.get(device_label(name), 0) + n
         pairs += [(f"swiotlb.bounces.dev-{d}", n) for d, n in sorted(by_dev.items())]
+    return pairs
+
+
+def _iommu_gauges(s: Snapshot) -> Pairs:
+    """The DMA path of each device in an IOMMU group: translated or not, strict or lazy."""
+    if s.iommu is None:
+        return []
+    pairs: Pairs = [("iommu.groups", len({d.group for d in s.iommu}))]
+    for d in s.iommu:
+        dev = device_label(d.device)
+        pairs.append((f"iommu.dev-{dev}.translated", int(d.translated)))
+        if d.translated:
+            pairs.append((f"iommu.dev-{dev}.lazy", int(d.lazy)))
+    return pairs
+
+
+def _mapping_counters(before: Snapshot, after: Snapshot) -> Pairs:
+    """DMA mappings over the workload (dma_map_page + dma_map_sg), per device, and failed ones."""
+    pairs: Pairs = []
+    total = 0
+    by_dev: dict[str, int] = {}
+    seen = False
+    for b, a in ((before.mappings, after.mappings), (before.sg_mappings, after.sg_mappings)):
+        if a is None or b is None:
+            continue
+        per_device = _deltas(b, a, "device")
+        if per_device is None:
+            continue
+        seen = True
+        total += per_device[0]
+        for name, n in per_device[1].items():
+            by_dev[device_label(name)] = by_dev.get(device_label(name), 0) + n
+    if not seen:
+        return []
+    pairs.append(("dma.mappings", total))
+    pairs += [(f"dma.mappings.dev-{d}", n) for d, n in sorted(by_dev.items())]
+    if before.mappings is not None and after.mappings is not None:
+        failed = _deltas(before.mappings, after.mappings, "dir")
+        if failed is not None:
+            pairs.append(("dma.map_failures", failed[0]))
     return pairs
 
 

@@ -112,7 +112,9 @@ def slug(kernel: KernelSource, settings: Mapping[str, Any]) -> str:
     if not s["dma_coherent"]:
         tokens.append("nc")  # non-coherent DMA
     if s["iommu_platform"]:
-        tokens.append("iommu")
+        tokens.append("iommu")  # virtio's ACCESS_PLATFORM (the DMA API), not an IOMMU
+    if s["iommu"] != BUILTIN["iommu"]:
+        tokens.append(s["iommu"])
     if s["slub_debug"] is not None:
         tokens.append("slub")
     tokens.extend(s["cmdline"])

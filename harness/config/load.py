@@ -121,6 +121,7 @@ def _cell(draft: matrix.Draft, judged: tuple[Expectation, ...]) -> Cell:
         swiotlb=s["swiotlb"],
         dma_coherent=s["dma_coherent"],
         iommu_platform=s["iommu_platform"],
+        iommu=s["iommu"],
         slub_debug=s["slub_debug"],
         cmdline=s["cmdline"],
         workloads=s["workloads"],

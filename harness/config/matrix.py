@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from harness import arches
+from harness import arches, devices
 from harness.config import identity
 from harness.config.settings import (
     AXES,
@@ -130,7 +130,7 @@ def expand(root: dict[str, Node], top: Node, ctx: Context) -> list[Draft]:
     for layer, entry in include:
         layers = [defaults, layer]
         kernel, settings, nodes = _settings(layers, entry, ctx)
-        draft = _draft(layers, kernel, settings, nodes, identity.axes(kernel, settings))
+        draft = _draft(layers, kernel, settings, nodes, identity.axes(kernel, settings), ctx)
         cells[draft.id] = draft  # an existing id keeps its place
     if not cells:
         raise _no_cells(root, top, bool(axes))
@@ -161,7 +161,7 @@ def _matrix_cells(
         if hit is not None:
             used[hit] = True
             continue
-        draft = _draft(layers, kernel, settings, nodes, cell_axes)
+        draft = _draft(layers, kernel, settings, nodes, cell_axes, ctx)
         cells[draft.id] = draft
     for (_, node), hit in zip(exclude, used, strict=True):
         if not hit:
@@ -211,17 +211,20 @@ def _draft(
     settings: dict[str, Any],
     nodes: dict[str, Node],
     axes: tuple[tuple[str, Any], ...],
+    ctx: Context,
 ) -> Draft:
-    _check_combination(kernel, settings, nodes)
+    _check_combination(kernel, settings, nodes, ctx)
     settings["timeouts"] = timeouts([layer["timeouts"] for layer in layers if "timeouts" in layer])
     cell_id, slug = identity.cell_id(kernel, settings)
     return Draft(cell_id, slug, kernel, settings, axes)
 
 
 def _check_combination(
-    kernel: KernelSource, settings: dict[str, Any], nodes: dict[str, Node]
+    kernel: KernelSource, settings: dict[str, Any], nodes: dict[str, Node], ctx: Context
 ) -> None:
     """Rules across settings, reported at the setting that breaks them."""
+    if settings["iommu"] != "none":
+        _check_iommu(kernel, settings, nodes, ctx)
     able = [p.name for p in arches.presets().values() if p.noncoherent_dma]
     if not settings["dma_coherent"] and kernel.arch not in able:
         raise nodes["dma_coherent"].error(
@@ -236,6 +239,29 @@ def _check_combination(
             f"more than half of the guest's {settings['memory']} MiB",
             "give fewer slots (2 KiB each) or more memory",
         )
+
+
+def _check_iommu(kernel: KernelSource, settings: dict[str, Any], nodes: dict[str, Node], ctx: Context) -> None:
+    """The IOMMU must exist on the kernel's QEMU machine and translate the bus of every workload device."""
+    iommu = devices.get(settings["iommu"])
+    machine = arches.preset(kernel.arch).machine
+    if iommu.machines and machine not in iommu.machines:
+        have = [p.name for p in arches.presets().values() if p.machine in iommu.machines]
+        raise nodes["iommu"].error(
+            f"iommu: {iommu.name} exists on {' and '.join(have)} (QEMU {'/'.join(iommu.machines)}), "
+            f"and {kernel.name} is {kernel.arch} (QEMU {machine})",
+            f"add exclude: [{{arch: {kernel.arch}, iommu: {iommu.name}}}]",
+        )
+    where = nodes.get("workloads", nodes["iommu"])
+    for run in settings["workloads"]:
+        for dev in ctx.workload(run.name, where).devices:
+            kind = devices.get(dev.kind)
+            if kind.transport not in iommu.translates:
+                raise where.error(
+                    f"workload {run.name}'s {kind.name} device is on {kind.transport}, "
+                    f"which iommu: {iommu.name} does not translate (only {', '.join(iommu.translates)})",
+                    f"use a device on {' or '.join(iommu.translates)}, or exclude the pair",
+                )
 
 
 def _no_cells(root: dict[str, Node], top: Node, had_matrix: bool) -> Exception:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import arches
+from harness import arches, devices
 from harness import workloads as workload_decls
 from harness.document import (
     Node,
@@ -60,6 +60,7 @@ AXES = (
     "swiotlb",
     "dma_coherent",
     "iommu_platform",
+    "iommu",
     "slub_debug",
     "cmdline",
     "workloads",
@@ -78,6 +79,7 @@ BUILTIN: dict[str, Any] = {
     "swiotlb": "default",
     "dma_coherent": True,
     "iommu_platform": False,
+    "iommu": "none",
     "slub_debug": None,
     "cmdline": (),
     "workloads": (),
@@ -165,6 +167,15 @@ def parse_swiotlb(node: Node, ctx: Context) -> str:
 
 def parse_bool(node: Node, ctx: Context) -> bool:
     return boolean(node)
+
+
+def parse_iommu(node: Node, ctx: Context) -> str:
+    """none, or an IOMMU device kind (harness/devices/: smmuv3, virtio-iommu, intel-iommu)."""
+    known = ("none", *devices.names("iommu"))
+    value = string(node, "smmuv3")
+    if value not in known:
+        raise node.error(f"unknown iommu {value!r}{did_you_mean(value, known)}", f"give one of {', '.join(known)}")
+    return value
 
 
 def parse_slub_debug(node: Node, ctx: Context) -> str | None:
@@ -289,6 +300,7 @@ PARSERS: dict[str, Parser] = {
     "swiotlb": parse_swiotlb,
     "dma_coherent": parse_bool,
     "iommu_platform": parse_bool,
+    "iommu": parse_iommu,
     "slub_debug": parse_slub_debug,
     "cmdline": parse_cmdline,
     "workloads": parse_workloads,

@@ -23,7 +23,8 @@ from typing import Literal
 
 from harness.errors import UsageError
 
-Role = Literal["disk", "nic", "boot"]  # boot: every guest has it (SSH NIC, entropy)
+# boot: every guest has it (SSH NIC, entropy); iommu: the cell's `iommu:` axis
+Role = Literal["disk", "nic", "boot", "iommu"]
 # How the guest launcher (guest_scripts/kharness-run.sh) finds a disk by its serial:
 # block: /sys/block/*/serial (or device/serial); usb: the serial of the USB device above it.
 Find = Literal["block", "usb", "mac"]
@@ -65,6 +66,12 @@ class DeviceKind:
     # dependencies, which olddefconfig would otherwise drop.
     build_needs: tuple[str, ...] = ()
     every_build: bool = False  # built into every source-built kernel (else only when a cell needs it)
+    transport: str = "pci"  # the bus its DMA comes over (an IOMMU translates some buses only)
+    # IOMMUs (role "iommu"): what else puts one into a guest, and where it exists.
+    machine_option: str = ""  # appended to -M (virt's iommu=smmuv3)
+    cmdline: tuple[str, ...] = ()  # kernel words it needs (intel_iommu=on)
+    machines: tuple[str, ...] = ()  # QEMU machines that have it (the arch presets' `machine`)
+    translates: tuple[str, ...] = ()  # transports whose DMA it translates
 
     def device_arg(self, dma_api: bool, **fields: str) -> str:
         arg = self.qemu.format(**fields)
@@ -110,14 +117,18 @@ def drivers() -> dict[str, Driver]:
     """The drivers behind the devices workloads can ask for, plus the virtio transports."""
     found = {d.name: d for d in TRANSPORT_DRIVERS}
     for kind in kinds().values():
-        if kind.role != "boot":
+        if kind.role in ("disk", "nic"):
             found.update((d.name, d) for d in kind.drivers)
     return found
 
 
-def modules_for(kind_names: Iterable[str]) -> tuple[str, ...]:
-    """The guest modules for every guest's devices plus `kind_names`', in order, once each."""
-    wanted = [m for name in (*EVERY_GUEST, *kind_names) for m in get(name).modules]
+def modules_for(kind_names: Iterable[str], iommu: str = "none") -> tuple[str, ...]:
+    """The guest modules for every guest's devices plus `kind_names`', in order, once each.
+
+    An IOMMU's modules come first: the devices behind it wait for it to probe.
+    """
+    first = get(iommu).modules if iommu != "none" else ()
+    wanted = [*first, *(m for name in (*EVERY_GUEST, *kind_names) for m in get(name).modules)]
     return tuple(dict.fromkeys(wanted))
 
 

@@ -52,9 +52,13 @@ mount_early() {
 # arm_trace: set the bounce histograms before any module probes its device, so
 # the boot's own bounces (a disk's probe) are counted too; the host sets them
 # again after boot if this could not (kharness-trace.sh is idempotent).
+# The slabinfo before and after tell the host what the histograms' maps cost.
 arm_trace() {
     script=/kharness/scripts/kharness-trace.sh
-    [ -f "$script" ] && sh "$script" > /run/kharness-trace.txt 2>&1
+    [ -f "$script" ] || return 0
+    cat /proc/slabinfo > /run/slabinfo-before-trace 2>/dev/null
+    sh "$script" > /run/kharness-trace.txt 2>&1
+    cat /proc/slabinfo > /run/slabinfo-after-trace 2>/dev/null
 }
 
 load_modules() {

@@ -81,6 +81,7 @@ class MachineSpec:
     iommu_platform: bool = False  # virtio devices (not the SSH NIC) use the DMA API
     dtb: Path | None = None  # arm64: a device tree to boot instead of QEMU's own
     nics: tuple[Nic, ...] = ()  # traffic NICs besides the SSH one (at most one today)
+    iommu: str = "none"  # a device kind of role "iommu" (harness/devices/) in front of PCI
     extra_args: tuple[str, ...] = field(default=())
 
 
@@ -123,6 +124,25 @@ def nic_args(nics: tuple[Nic, ...], iommu_platform: bool, peers: bool = True) ->
     return args
 
 
+def machine_arg(spec: MachineSpec, arch: ArchPreset) -> str:
+    """-M: the arch's machine, with the IOMMU's machine option (virt's iommu=smmuv3) if it has one."""
+    iommu = devices.get(spec.iommu) if spec.iommu != "none" else None
+    return ",".join(p for p in (arch.machine, iommu.machine_option if iommu else "") if p)
+
+
+def iommu_args(spec: MachineSpec) -> list[str]:
+    """The IOMMU's own -device, if it is one (virtio-iommu-pci, intel-iommu)."""
+    if spec.iommu == "none" or not (qemu := devices.get(spec.iommu).qemu):
+        return []
+    return ["-device", qemu]
+
+
+def kernel_words(spec: MachineSpec) -> tuple[str, ...]:
+    """The spec's command line plus what its IOMMU needs (intel_iommu=on)."""
+    extra = devices.get(spec.iommu).cmdline if spec.iommu != "none" else ()
+    return (*spec.cmdline, *(w for w in extra if w not in spec.cmdline))
+
+
 def _every_guest_devices() -> list[str]:
     """The SSH NIC (on netdev net0, legacy virtio: it never needs the DMA API) and the entropy source."""
     args: list[str] = []
@@ -140,9 +160,9 @@ def dumpdtb_argv(spec: MachineSpec, arch: ArchPreset, out: Path, scratch_dir: Pa
     """
     cpu = arch.cpu_kvm if spec.accel == "kvm" else arch.cpu_tcg
     return [
-        arch.qemu, "-accel", spec.accel, "-M", f"{arch.machine},dumpdtb={out}", "-cpu", cpu,
+        arch.qemu, "-accel", spec.accel, "-M", f"{machine_arg(spec, arch)},dumpdtb={out}", "-cpu", cpu,
         "-m", str(spec.memory_mib), "-smp", str(spec.cpus), "-nodefaults", "-display", "none",
-        "-netdev", "user,id=net0,restrict=on", *_every_guest_devices(),
+        *iommu_args(spec), "-netdev", "user,id=net0,restrict=on", *_every_guest_devices(),
         *device_args(spec.disks, scratch_dir, spec.iommu_platform),
         *nic_args(spec.nics, spec.iommu_platform, peers=False),
         *arch.extra_args, *spec.extra_args,
@@ -154,13 +174,15 @@ def build_argv(spec: MachineSpec, arch: ArchPreset, console: Path, qmp: Path, ss
     """The whole QEMU command line for `spec` (recorded verbatim in cell.json)."""
     cpu = arch.cpu_kvm if spec.accel == "kvm" else arch.cpu_tcg
     argv = [
-        arch.qemu, "-accel", spec.accel, "-M", arch.machine, "-cpu", cpu,
+        arch.qemu, "-accel", spec.accel, "-M", machine_arg(spec, arch), "-cpu", cpu,
         "-m", str(spec.memory_mib), "-smp", str(spec.cpus),
         "-nodefaults", "-display", "none", "-no-reboot",
         "-serial", f"file:{console}",
         "-qmp", f"unix:{qmp},server=on,wait=off",
         "-kernel", str(spec.kernel), "-initrd", str(spec.initrd),
-        "-append", " ".join((*arch.cmdline, "panic=-1", *spec.cmdline)),
+        "-append", " ".join((*arch.cmdline, "panic=-1", *kernel_words(spec))),
+        # The IOMMU first: intel-iommu must come before the devices it translates.
+        *iommu_args(spec),
         # SSH forward on loopback only; the guest's address is fixed by init.
         "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
         *_every_guest_devices(),

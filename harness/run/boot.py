@@ -61,9 +61,9 @@ def machine_tree(cell: Cell, spec: MachineSpec) -> tuple[MachineSpec, dict[str, 
     return replace(spec, dtb=tree.path), {"dtb": tree.facts()}
 
 
-def modules_for(workloads: list[Workload]) -> list[str]:
-    """Every guest's devices' modules, then the workloads' devices' and their own extra ones."""
-    wanted = list(devices.modules_for(d.kind for wl in workloads for d in wl.devices))
+def modules_for(workloads: list[Workload], iommu: str = "none") -> list[str]:
+    """The IOMMU's modules, every guest's devices', then the workloads' devices' and their own extra ones."""
+    wanted = list(devices.modules_for((d.kind for wl in workloads for d in wl.devices), iommu))
     wanted += [m for wl in workloads for m in wl.modules]
     return list(dict.fromkeys(wanted))
 
@@ -75,13 +75,13 @@ def kernel_facts(kernel: Kernel) -> dict[str, object]:
 
 
 def initrd_for(kernel: Kernel, workloads: list[Workload], tmp: Path,
-               client: keys.ClientKey, host: keys.HostKey) -> tuple[Path, dict[str, object]]:
+               client: keys.ClientKey, host: keys.HostKey, iommu: str = "none") -> tuple[Path, dict[str, object]]:
     """Base + modules + run layers, concatenated into one initrd in `tmp`."""
     programs = programs_for(p for wl in workloads for p in wl.programs)
     base = build_base(BaseSpec(arch=kernel.arch, programs=programs))
     layers = [base.path]
     facts: dict[str, object] = {"base": str(base.entry.name)}
-    wanted = modules_for(workloads)
+    wanted = modules_for(workloads, iommu)
     if kernel.modules_dir is not None:
         mods = build_modules_layer(kernel.modules_dir, wanted)
         layers.append(mods.path)
@@ -106,12 +106,12 @@ def boot_cell(cell: Cell, rep_path: Path, accel: str = "auto",
     try:
         client = keys.generate_client_key(tmp / "keys")
         host = keys.generate_guest_host_key(tmp / "keys")
-        initrd, facts = initrd_for(kernel, workloads, tmp, client, host)
+        initrd, facts = initrd_for(kernel, workloads, tmp, client, host, cell.iommu)
         choice = accel_mod.choose(preset(kernel.arch), kernel.image, accel)
         spec = MachineSpec(
             arch=kernel.arch, kernel=kernel.image, initrd=initrd,
             cmdline=tuple(cell.kernel_cmdline()), memory_mib=cell.memory_mib, cpus=cell.cpus,
-            accel=choice.name, disks=disks_for(workloads), iommu_platform=cell.iommu_platform,
+            accel=choice.name, disks=disks_for(workloads), iommu_platform=cell.iommu_platform, iommu=cell.iommu,
             nics=nics_for(workloads, rep_path / "raw" / "net-peer.jsonl"),
         )
         spec, tree_facts = machine_tree(cell, spec)

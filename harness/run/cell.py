@@ -121,6 +121,7 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
         state.timings["setup"] = round(time.monotonic() - t_setup, 3)
         before = _snapshot(guest, state, "boot")
         state.metrics += snap.metrics(None, before, "boot")
+        state.metrics += _trace_cost(guest, state, before)
         deadline = time.monotonic() + state.cell.timeouts.cell
         for wl_run in state.cell.workloads:
             if time.monotonic() > deadline:
@@ -159,6 +160,18 @@ def _guest_setup(guest: Guest, state: _Rep, workloads: dict[str, Workload]) -> N
         res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-run.sh /dev/null", timeout=30.0, env=env)
         if res.exit_status != 0:  # the workload that needs the disk fails and says so
             state.problems.append(f"setup: disks not found: {res.stderr.decode(errors='replace').strip()[-200:]}")
+
+
+def _trace_cost(guest: Guest, state: _Rep, boot: snap.Snapshot) -> list[Metric]:
+    """init's slabinfo around arming the histograms (raw/trace-slabinfo-*): their kmalloc cost."""
+    texts = []
+    for when in ("before", "after"):
+        res = guest.run(f"head -c {4 << 20} /run/slabinfo-{when}-trace", timeout=30.0, limit=4 << 20)
+        if res.exit_status != 0:
+            return []  # init could not arm them: the host did, after boot, at no measured cost
+        atomic.write_bytes(state.path / "raw" / f"trace-slabinfo-{when}", res.stdout)
+        texts.append(res.text)
+    return snap.trace_cost(texts[0], texts[1], boot)
 
 
 def _snapshot(guest: Guest, state: _Rep, tag: str) -> snap.Snapshot:
