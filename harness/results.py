@@ -176,7 +176,7 @@ def read_bytes(path: Path, limit: int | None = None) -> bytes:
         if st.st_size > limit:
             raise ResultsError(f"{shown(path)}: {st.st_size} bytes, more than the {limit} a result file may have",
                                "the file is not one kharness wrote")
-        data = f.read(limit + 1)
+        data = f.read(st.st_size + 1)  # a size it gained since fstat shows as one byte more
     if len(data) > limit:
         raise ResultsError(f"{shown(path)}: more than the {limit} bytes a result file may have",
                            "the file is not one kharness wrote")

@@ -48,6 +48,10 @@ _TOOLS: dict[str, tuple[list[str], str]] = {
 
 CHUNK = 1 << 20  # bytes of output produced at a time
 MAX_OUTPUT = 512 << 20  # the default bound: harness.kernel.image's MAX_IMAGE_BYTES
+# What an xz/lzma decoder may allocate: its dictionary, whose size the stream's
+# header states (an lzma-alone header can ask for 4 GiB in 13 bytes). The
+# kernel's builds use at most 64 MiB (`lzma -9`; xz uses 32 MiB).
+MAX_DECODER_MEMORY = 128 << 20
 
 
 class _Decompressor(Protocol):
@@ -96,8 +100,8 @@ def stream(data: bytes, kind: str, what: str = "image", limit: int = MAX_OUTPUT)
         return
     python: dict[str, Callable[[], _Decompressor]] = {
         "gzip": lambda: zlib.decompressobj(wbits=31),  # header and trailer; what follows is left alone
-        "xz": lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ),
-        "lzma": lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE),
+        "xz": lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=MAX_DECODER_MEMORY),
+        "lzma": lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE, memlimit=MAX_DECODER_MEMORY),
         "bzip2": bz2.BZ2Decompressor,
     }
     if kind in python:
