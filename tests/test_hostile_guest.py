@@ -119,3 +119,24 @@ def test_an_exception_with_a_message_of_many_lines_is_still_one_line(monkeypatch
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "\x1b" not in err
     Path(err.split("the details are in ")[1].split(": please")[0]).unlink()
+
+
+def _hist(entries: list[tuple[int, int]]) -> str:
+    rows = "".join(f"{{ size: {size} }} hitcount: {n}\n" for size, n in entries)
+    total = sum(n for _, n in entries)
+    return ("# trigger info: hist:keys=size:vals=hitcount:sort=hitcount:size=2048 [active]\n\n"
+            f"{rows}\nTotals:\n    Hits: {total}\n    Entries: {len(entries)}\n    Dropped: 0\n")
+
+
+def test_a_figure_no_result_file_could_hold_is_left_out() -> None:
+    """Each number a hostile guest prints is in range; sizes times hitcounts need not be."""
+    from harness.collect import snapshot
+    from harness.results import MAX_VALUE
+    from tests.fakes.runs import snapshot_text
+
+    before = snapshot.parse(snapshot.split(snapshot_text(hist=_hist([(8, 1)]), uptime=10.0)))
+    huge = [(10 ** 19 - 1, 1 << 63)]  # a size of 19 digits, hits within u64
+    after = snapshot.parse(snapshot.split(snapshot_text(hist=_hist([(8, 1), *huge]), uptime=20.0)))
+    got = {m.name: m.value for m in snapshot.metrics(before, after, "w")}
+    assert "swiotlb.bounced_bytes" not in got  # 1e19 x 2^63 bytes: no measurement
+    assert "swiotlb.bounces" in got and all(math.isfinite(v) and abs(v) <= MAX_VALUE for v in got.values())

@@ -281,3 +281,17 @@ def test_the_repetition_bound_is_the_configs() -> None:
     assert settings.REPEAT[1] == results.MAX_REPEAT
     assert results.REP_RE.fullmatch(str(results.MAX_REPEAT - 1))
     assert not results.REP_RE.fullmatch(str(results.MAX_REPEAT))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 1e29, 0.0])
+def test_any_figure_reaches_the_summary_junit_and_report(shards: Path, capsys: pytest.CaptureFixture[str],
+                                                         value: float) -> None:
+    """Python's json writes NaN and Infinity; a report never crashes on one."""
+    import xml.etree.ElementTree as ET
+
+    edit(rep(shards) / "metrics.json", lambda d: [m.update(value=value) for m in d["metrics"]])
+    rc = main(["merge", str(shards / "s1"), str(shards / "s2"), "-o", str(shards / "out")])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    ET.parse(shards / "out" / "junit.xml")
+    assert "kharness run" in (shards / "out" / "report.html").read_text()

@@ -12,10 +12,16 @@ gauge is the value read after it (after boot for the "boot" workload).
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from harness import results
 from harness.model import Better, Metric, MetricKind
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,20 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 def spec(name: str) -> MetricSpec | None:
     """The first catalogue entry whose pattern matches `name`, or None."""
     return next((s for s in CATALOGUE if fnmatchcase(name, s.pattern)), None)
+
+
+def measured(pairs: Iterable[tuple[str, float]], workload: str) -> list[Metric]:
+    """metric() of each (name, value) whose value a result file can hold: finite, within
+    results.MAX_VALUE. Sums and products of what a hostile guest printed can exceed it
+    (sizes times hitcounts); such a figure is left out (an unknown, never a wrong number)
+    rather than making the repetition's metrics.json one that no reader takes."""
+    out = []
+    for name, value in pairs:
+        if math.isfinite(value) and abs(value) <= results.MAX_VALUE:
+            out.append(metric(name, value, workload))
+        else:
+            log.warning("%s:%s = %g is no measurement; left out", workload, name, value)
+    return out
 
 
 def metric(name: str, value: float, workload: str) -> Metric:

@@ -101,7 +101,7 @@ def metrics(series: Series, workload: str) -> list[Metric]:
         unreclaim = [s.sunreclaim for s in series.samples if s.sunreclaim is not None]
         if unreclaim:
             pairs.append(("meminfo.sunreclaim.max", max(unreclaim)))
-    return [catalogue.metric(name, value, workload) for name, value in pairs]
+    return catalogue.measured(pairs, workload)
 
 
 def to_json(series: Series, interval: float) -> dict[str, Any]:

@@ -304,7 +304,7 @@ def metrics(before: Snapshot | None, after: Snapshot, workload: str) -> list[Met
         if _same_boot(before, after):
             pairs += _bounce_counters(before, after) + _vmstat_counters(before, after)
             pairs += _mapping_counters(before, after)
-    return [catalogue.metric(name, value, workload) for name, value in pairs]
+    return catalogue.measured(pairs, workload)
 
 
 def _slab(s: Snapshot) -> Pairs:
