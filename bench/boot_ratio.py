@@ -46,7 +46,7 @@ def bare_initrd(kernel: Kernel, tmp: Path) -> Path:
 
 def bare_boot(kernel: Kernel, initrd: Path, tmp: Path) -> float:
     arch = preset(kernel.arch)
-    cpu = arch.cpu_tcg
+    cpu = arch.cpu("tcg", kernel.page_size)
     argv = [arch.qemu, "-accel", "tcg", "-M", arch.machine, "-cpu", cpu, "-m", "1024", "-smp", "2",
             "-nodefaults", "-display", "none", "-no-reboot", "-serial", f"file:{tmp / 'bare.log'}",
             "-kernel", str(kernel.image), "-initrd", str(initrd),

@@ -100,6 +100,7 @@ class Kernel:
     # version, url, deb_sha256; or path; or for a source build: ref, commit,
     # tree hash, patches with their ids, config sha256, compiler, build seconds
     origin: dict[str, Any] = field(default_factory=dict)
+    page_size: int | None = None  # bytes, from the image header (arm64); None: not told
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from typing import Any
 
 import pytest
@@ -92,10 +91,8 @@ def test_warm_resolution_is_fast_and_offline(default_kernels: dict[str, Kernel],
         raise AssertionError("a warm resolution ran a command")
 
     monkeypatch.setattr(subprocess, "run", no_apt)  # neither apt nor dpkg-deb nor depmod
-    start = time.monotonic()
     again = {name: resolve(src) for name, src in DEFAULT_KERNELS.items()}
-    assert time.monotonic() - start < 1.0
-    assert again == default_kernels
+    assert again == default_kernels  # how fast: bench/fetch_bench.py
 
 
 def test_unknown_suite_is_a_usage_error() -> None:

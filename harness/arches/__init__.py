@@ -54,6 +54,13 @@ class ArchPreset:
     build: ArchBuild
     noncoherent_dma: bool = False  # can boot a device tree with non-coherent PCIe (dma_coherent: false)
     extra_args: tuple[str, ...] = ()
+    # -cpu under TCG for kernels of a page size cpu_tcg cannot translate
+    cpu_tcg_by_page_size: tuple[tuple[int, str], ...] = ()
+
+    def cpu(self, accel: str, page_size: int | None) -> str:
+        if accel == "kvm":
+            return self.cpu_kvm
+        return dict(self.cpu_tcg_by_page_size).get(page_size or 0, self.cpu_tcg)
 
 
 @cache

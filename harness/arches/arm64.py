@@ -36,4 +36,7 @@ PRESET = ArchPreset(
         options=("SERIAL_AMBA_PL011", "SERIAL_AMBA_PL011_CONSOLE", "PCI_HOST_GENERIC"),
     ),
     noncoherent_dma=True,
+    # Cortex-A72 has no 16K translation granule (a 16K kernel prints nothing
+    # and hangs); the A76 has, and is as cheap to emulate.
+    cpu_tcg_by_page_size=((16384, "cortex-a76"),),
 )

@@ -45,6 +45,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                "slab memory of every kmalloc cache (the sum of the size classes)"),
     MetricSpec("slab.kmalloc.bytes.delta", "bytes", "gauge", "lower",
                "change of slab.kmalloc.bytes over the workload: kmalloc memory it left behind"),
+    MetricSpec("mm.page_size", "bytes", "gauge", "neutral",
+               "the guest kernel's page size (KernelPageSize): every slab byte figure is pages x this"),
     MetricSpec("slab.kharness_trace.bytes", "bytes", "gauge", "lower",
                "kmalloc slab that kharness's own hist trigger maps took when init armed them "
                "(init's slabinfo after minus before); included in every slab figure of the guest"),

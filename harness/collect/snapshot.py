@@ -297,6 +297,8 @@ def metrics(before: Snapshot | None, after: Snapshot, workload: str) -> list[Met
     a trigger set again).
     """
     pairs = _slab(after) + _meminfo(after) + _swiotlb_gauges(after) + _iommu_gauges(after)
+    if after.pagesize is not None:
+        pairs.append(("mm.page_size", after.pagesize))
     if (before is None or before is after) and after.armed_at_init:
         pairs += _bounce_counters(Snapshot(bounces=()), after)  # since init armed them
     if before is not None and before is not after:

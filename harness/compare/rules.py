@@ -65,6 +65,7 @@ class MetricRule:
 # a few percent; fio latency tails under TCG are the noisiest figures of all.
 DEFAULT_RULES: tuple[MetricRule, ...] = (
     MetricRule("slab.minalign", noise=0.0, exact=True),
+    MetricRule("mm.page_size", noise=0.0, exact=True),
     MetricRule("swiotlb.present", noise=0.0, exact=True),
     MetricRule("swiotlb.slots", noise=0.0, exact=True),
     MetricRule("slab.kmalloc-*.objects", noise=0.02, noise_abs=64.0),

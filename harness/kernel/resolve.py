@@ -152,7 +152,7 @@ def _write_meta(entry: Path, info: ImageInfo, sha256: str, config: Path | None,
         "format": ENTRY_FORMAT, "arch": info.arch, "release": info.release,
         "compression": info.compression, "image_format": info.format, "banner": info.banner,
         "image_sha256": sha256, "image": rel(boot), "original_image": rel(info.path),
-        "config": rel(config), "modules_dir": rel(modules_dir),
+        "config": rel(config), "modules_dir": rel(modules_dir), "page_size": info.page_size,
     }
     atomic.write_json(entry / META, meta)
 
@@ -172,11 +172,13 @@ def _kernel(src: KernelSource, entry: Path, meta: dict[str, Any], origin: dict[s
 
     original = path("original_image", original)
     assert original is not None
+    # Entries written before page_size was recorded: read it from the header once more.
+    page_size = meta["page_size"] if "page_size" in meta else identify(original).page_size
     return Kernel(
         name=src.name, arch=meta["arch"], image=path("image", original) or original,
         original_image=original, release=meta["release"], compression=meta["compression"],
         image_sha256=meta["image_sha256"], modules_dir=path("modules_dir", modules_dir),
-        config=path("config", config), origin=origin,
+        config=path("config", config), origin=origin, page_size=page_size,
     )
 
 

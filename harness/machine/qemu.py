@@ -82,6 +82,7 @@ class MachineSpec:
     dtb: Path | None = None  # arm64: a device tree to boot instead of QEMU's own
     nics: tuple[Nic, ...] = ()  # traffic NICs besides the SSH one (at most one today)
     iommu: str = "none"  # a device kind of role "iommu" (harness/devices/) in front of PCI
+    page_size: int | None = None  # the kernel's, where it decides the CPU model (arm64 16K)
     extra_args: tuple[str, ...] = field(default=())
 
 
@@ -158,7 +159,7 @@ def dumpdtb_argv(spec: MachineSpec, arch: ArchPreset, out: Path, scratch_dir: Pa
     the boot would get; kernel, console and the SSH forward do not shape it and
     are left out (QEMU fills /chosen at boot, for a -dtb too).
     """
-    cpu = arch.cpu_kvm if spec.accel == "kvm" else arch.cpu_tcg
+    cpu = arch.cpu(spec.accel, spec.page_size)
     return [
         arch.qemu, "-accel", spec.accel, "-M", f"{machine_arg(spec, arch)},dumpdtb={out}", "-cpu", cpu,
         "-m", str(spec.memory_mib), "-smp", str(spec.cpus), "-nodefaults", "-display", "none",
@@ -172,7 +173,7 @@ def dumpdtb_argv(spec: MachineSpec, arch: ArchPreset, out: Path, scratch_dir: Pa
 def build_argv(spec: MachineSpec, arch: ArchPreset, console: Path, qmp: Path, ssh_port: int,
                scratch_dir: Path) -> list[str]:
     """The whole QEMU command line for `spec` (recorded verbatim in cell.json)."""
-    cpu = arch.cpu_kvm if spec.accel == "kvm" else arch.cpu_tcg
+    cpu = arch.cpu(spec.accel, spec.page_size)
     argv = [
         arch.qemu, "-accel", spec.accel, "-M", machine_arg(spec, arch), "-cpu", cpu,
         "-m", str(spec.memory_mib), "-smp", str(spec.cpus),

@@ -112,6 +112,7 @@ def boot_cell(cell: Cell, rep_path: Path, accel: str = "auto",
             arch=kernel.arch, kernel=kernel.image, initrd=initrd,
             cmdline=tuple(cell.kernel_cmdline()), memory_mib=cell.memory_mib, cpus=cell.cpus,
             accel=choice.name, disks=disks_for(workloads), iommu_platform=cell.iommu_platform, iommu=cell.iommu,
+            page_size=kernel.page_size,
             nics=nics_for(workloads, rep_path / "raw" / "net-peer.jsonl"),
         )
         spec, tree_facts = machine_tree(cell, spec)
