@@ -11,8 +11,6 @@ One short dd-direct run per cell, the virtio-blk disk with ACCESS_PLATFORM:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from harness.cli import main
