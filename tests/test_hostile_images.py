@@ -220,3 +220,15 @@ def test_a_zstd_module_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
 def test_a_ko_that_is_no_elf_object_is_a_usage_error(blob: bytes) -> None:
     with contextlib.suppress(UsageError):  # an empty .modinfo is no error either
         modules.modinfo(blob)
+
+
+def test_a_banner_with_terminal_escapes_is_shown_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = bytearray(fake.arm64_image("6.12.0-esc"))
+    at = raw.index(b"(fake@kharness)")
+    raw[at:at + 15] = b"(\x1b]0;pwned\x07\x1b[2J)"
+    path = tmp_path / "Image"
+    path.write_bytes(bytes(raw))
+    assert "\x1b" not in identify(path).banner
+    assert main(["kernel", "info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b]0;pwned" in out

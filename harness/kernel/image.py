@@ -184,7 +184,12 @@ def _scan(path: Path, fmt: str, chunks: Iterator[bytes]) -> tuple[bytes, str, st
     if found is None:
         raise UsageError(f"{path}: no 'Linux version' banner in the image", "check the file")
     release = _release(path, found.group(1).decode(errors="replace"), "'Linux version' banner")
-    return header, release, found.group(0).decode(errors="replace")
+    return header, release, printable(found.group(0).decode(errors="replace"))
+
+
+def printable(text: str) -> str:
+    """Text from an image, as a terminal or a file may show it: control characters as \\xNN."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def _release(path: Path, text: str, where: str) -> str:
@@ -218,7 +223,7 @@ def _x86(path: Path, data: bytes) -> ImageInfo:
         path=path, arch=arches.by_kernel_format("bzImage").name, format="bzImage" if data[0x211] & 1 else "zImage",
         compression=_x86_payload_compression(data, protocol),
         release=_release(path, version.split()[0], "kernel_version string"),
-        size=len(data), banner=f"Linux version {version}", page_size=4096,
+        size=len(data), banner=printable(f"Linux version {version}"), page_size=4096,
         boot_protocol=f"{protocol >> 8}.{protocol & 0xFF:02d}",
     )
 
