@@ -100,3 +100,14 @@ matrix: {kernel: [trixie-arm64], iommu: [smmuv3]}
         load(path)
     (cell,) = load(write(mmio_kind, path.read_text().replace("[smmuv3]", "[none]"))).cells
     assert cell.iommu == "none"
+
+
+def test_an_expectation_on_boot_judges_the_figures_after_boot() -> None:
+    from harness.model import Expectation, Metric
+    from harness.run.expect import judge
+
+    exp = Expectation("slots", "swiotlb.slots", "==", 512.0, workload="boot")
+    (case,) = judge(exp, [Metric("swiotlb.slots", 512.0, workload="boot")], ran=["dd-direct"])
+    assert (case.name, case.status) == ("expect:slots[boot]", "pass")
+    (case,) = judge(exp, [], ran=["dd-direct"])  # no boot snapshot: nothing to judge
+    assert case.status == "skipped"

@@ -23,14 +23,17 @@ def judge(exp: Expectation, metrics: list[Metric], ran: list[str]) -> list[TestR
     """One testcase per workload the expectation covers.
 
     A metric that the workload did not report is a failure ("not measured"),
-    never a pass: an unknown is not good news.
+    never a pass: an unknown is not good news. `workload: boot` judges the
+    figures after boot, which exist once the boot snapshot was taken; a rule
+    without a workload covers the workloads only.
     """
     workloads = [exp.workload] if exp.workload else ran
     by_key = {m.key: m for m in metrics}
+    booted = any(m.workload == "boot" for m in metrics)
     out: list[TestResult] = []
     for wl in workloads:
         name = f"expect:{exp.name}[{wl}]"
-        if wl not in ran:
+        if wl not in ran and not (wl == "boot" and booted):
             out.append(TestResult(name, "skipped", f"workload {wl} did not run"))
             continue
         m = by_key.get(f"{wl}:{exp.metric}")
