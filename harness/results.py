@@ -496,7 +496,11 @@ def check_run_doc(doc: dict[str, Any]) -> None:
     if not isinstance(cells, list):
         raise ValueProblem(f"cells is {_short(cells)}, not a list")
     for i, entry in enumerate(cells):
-        _cell_entry(entry, i)
+        try:
+            _cell_entry(entry, i)
+        except ValueProblem as exc:
+            text = str(exc)
+            raise ValueProblem(text if text.startswith("cells[") else f"cells[{i}]: {text}") from None
 
 
 def _check_shard(shard: Any) -> None:
