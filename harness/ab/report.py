@@ -286,22 +286,22 @@ def _measured_text(q: Question, doc: dict[str, Any], width: int) -> list[str]:
 
 def _findings_text(found: list[Finding], width: int) -> list[str]:
     lines: list[str] = []
-    changed = [f for f in found if f.verdict in CHANGED]
-    inconclusive = [f for f in found if f.verdict == "inconclusive" and f.p is not None]
+    changed = _telling_first([f for f in found if f.verdict in CHANGED])
+    inconclusive = _telling_first([f for f in found if f.verdict == "inconclusive" and f.p is not None])
     unchanged = [f for f in found if f.verdict == "unchanged"]
     other = [f for f in found if f.verdict in ("new", "gone")]
-    cells = sorted({f.cell for f in found})
+    many_cells = len({f.cell for f in found}) > 1
     if changed:
         lines += wrap("Changed beyond the noise floor, p < 0.05 (Welch's t-test):", width)
-        for f in changed:
-            lines += ["", *_finding_block(f, width, len(cells) > 1)]
+        for group in _grouped(changed):
+            lines += ["", *_finding_block(group, width, many_cells)]
     else:
         lines += wrap("Nothing changed beyond the noise floors.", width)
     lines.append("")
     if inconclusive:
         lines += wrap("Moved beyond the noise floor, but p >= 0.05 (may be noise):", width)
-        for f in inconclusive:
-            lines += ["", *_finding_block(f, width, len(cells) > 1)]
+        for group in _grouped(inconclusive):
+            lines += ["", *_finding_block(group, width, many_cells)]
         lines.append("")
     if other:
         lines += wrap("On one side only: " + ", ".join(f"{f.metric} ({f.verdict})" for f in other[:12])
@@ -323,20 +323,43 @@ def _findings_text(found: list[Finding], width: int) -> list[str]:
     return lines
 
 
-def _finding_block(f: Finding, width: int, with_cell: bool) -> list[str]:
-    head = f"{f.verdict:<10} {f.metric}" + (f" [{f.unit}]" if f.unit else "")
-    lines = wrap(head, width, "             ", "  ")
+def _telling_first(found: list[Finding]) -> list[Finding]:
+    """Regressions first, then by the size of the change (a change from zero is the largest)."""
+    def size(f: Finding) -> float:
+        return abs(f.change_pct) if f.change_pct is not None else float("inf")
+
+    return sorted(found, key=lambda f: (f.verdict != "regressed", -size(f)))
+
+
+def _grouped(found: list[Finding]) -> list[list[Finding]]:
+    """One block for a metric that several workloads of a cell report with the same figures
+    (a gauge that the workloads did not move: boot:swiotlb.slots and idle:swiotlb.slots)."""
+    groups: dict[tuple[object, ...], list[Finding]] = {}
+    for f in found:
+        name = f.metric.partition(":")[2]
+        key = (f.cell, name, f.unit, f.verdict, f.base, f.new)
+        groups.setdefault(key, []).append(f)
+    return list(groups.values())
+
+
+VERDICT_WIDTH = 12  # "inconclusive"
+PAD = " " * (2 + VERDICT_WIDTH + 1)
+
+
+def _finding_block(group: list[Finding], width: int, with_cell: bool) -> list[str]:
+    f = group[0]
+    head = f"{f.verdict:<{VERDICT_WIDTH}} {', '.join(g.metric for g in group)}" + (f" [{f.unit}]" if f.unit else "")
+    lines = wrap(head, width, PAD, "  ")
     if with_cell:
-        lines += wrap(f"in {f.cell}", width, "             ", "             ")
-    pad = "             "
+        lines += wrap(f"in {f.cell}", width, PAD, PAD)
     for label, s in (("base", f.base), ("patched", f.new)):
         if s is not None:
             spread = f" ±{number(s.stddev, 3)}" if s.n > 1 else ""
             rng = f", {number(s.min)}..{number(s.max)}" if s.n > 1 else ""
-            lines += wrap(f"{label:<8} {number(s.mean)}{spread} (n={s.n}{rng})", width, pad + "  ", pad)
+            lines += wrap(f"{label:<8} {number(s.mean)}{spread} (n={s.n}{rng})", width, PAD + "  ", PAD)
     figures = ", ".join(x for x in (percent_text(f.change_pct), _p(f.p)) if x)
     why = f.reason + (f" ({f.p_note})" if f.p_note else "")
-    lines += wrap("; ".join(x for x in (figures, why) if x), width, pad, pad)
+    lines += wrap("; ".join(x for x in (figures, why) if x), width, PAD, PAD)
     return lines
 
 
