@@ -7,11 +7,13 @@ disk=$(echo "${KH_DISK:-scratch}" | tr 'a-z' 'A-Z')
 case "$disk" in *[!A-Z0-9]*|'') echo "bad disk id $disk" >&2; exit 2 ;; esac
 eval "dev=\${KH_DEV_$disk:-}"
 [ -n "$dev" ] || { echo "no disk $disk" >&2; exit 2; }
-bs=${KH_BLOCK_SIZE:-page}
-# page: the kernel's page size. busybox dd drops O_DIRECT for blocks smaller
+bs=${KH_BLOCK_SIZE:-0}
+# 0 (or page): the kernel's page size. busybox dd drops O_DIRECT for blocks smaller
 # than a page: on a 16 KiB-page kernel 200 writes of 4 KiB reached the disk as
 # one merged write after 50 page reads (seen here), so nothing was direct.
-[ "$bs" = page ] && bs=$(getconf PAGESIZE 2>/dev/null || awk '/KernelPageSize/ {print $2 * 1024; exit}' /proc/self/smaps)
+case $bs in
+    0|page) bs=$(getconf PAGESIZE 2>/dev/null || awk '/KernelPageSize/ {print $2 * 1024; exit}' /proc/self/smaps) ;;
+esac
 count=${KH_COUNT:-2000}
 
 now() { cut -d' ' -f1 /proc/uptime; }

@@ -23,7 +23,7 @@ from harness.errors import EXIT_OK, UsageError
 from harness.formats import terminal
 from harness.kernel import kconfig
 from harness.kernel.debian import Progress
-from harness.kernel.defaults import DEFAULT_KERNELS
+from harness.kernel.defaults import CLOUD_KERNELS, DEFAULT_KERNELS
 from harness.kernel.image import ImageInfo, identify
 from harness.kernel.resolve import config_beside, resolve
 from harness.model import DEFAULT_MIRROR, DebianSource, Kernel, KernelSource
@@ -102,7 +102,7 @@ def _fetch_sources(args: argparse.Namespace) -> list[KernelSource]:
         name = f"{args.suite}-{args.arch}" if not args.package else f"{args.suite}-{package}"
         deb = DebianSource(suite=args.suite, package=package, arch=args.arch, mirror=args.mirror)
         return [KernelSource(name=name, arch=args.arch, debian=deb)]
-    return [_default(name, args.mirror) for name in args.names or DEFAULT_KERNELS]
+    return [_default(name, args.mirror) for name in args.names or CLOUD_KERNELS]
 
 
 def _default(name: str, mirror: str = DEFAULT_MIRROR) -> KernelSource:

@@ -36,9 +36,14 @@ DEFAULT_KERNELS: dict[str, KernelSource] = {
         name="trixie-x86_64-generic", arch="x86_64",
         debian=DebianSource(suite="trixie", package="linux-image-amd64", arch="x86_64"),
     ),
-    # 16 KiB pages: CONFIG_ARM64_16K_PAGES; an SMMU then uses its 16K granule.
+    # 16 KiB pages: CONFIG_ARM64_16K_PAGES; SMMUv3 then uses its 16K granule.
     "trixie-arm64-16k": KernelSource(
         name="trixie-arm64-16k", arch="arm64",
         debian=DebianSource(suite="trixie", package="linux-image-arm64-16k", arch="arm64"),
     ),
 }
+
+# What `kharness kernel fetch` fetches when no kernel is named: the cloud
+# flavours the reference experiments use; the others are fetched when a run
+# (or `kernel fetch NAME`) first needs them.
+CLOUD_KERNELS: tuple[str, ...] = ("bookworm-arm64", "trixie-arm64", "bookworm-x86_64", "trixie-x86_64")
