@@ -11,6 +11,8 @@ patch's effect is known in advance, as in the real-build test.
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +33,7 @@ from tests.fakes.runs import snapshot_text
 from tests.fakes.trees import git, patch_file, toy_tree
 
 MARK = "HALVED"
+KNOBS: dict[str, object] = {}
 CONFIG = """
 name: toy
 defaults: {workloads: [idle], swiotlb: force, cpus: 1}
@@ -60,18 +63,27 @@ def snapshot(slots: int, uptime: float) -> bytes:
 
 @pytest.fixture
 def booted(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """Fake guests for `kharness ab`; returns the (kernel, rep) of each boot, in the order booted."""
+    """Fake guests for `kharness ab`; returns the (kernel, rep) of each boot, in the order booted.
+
+    Knobs (module globals, set by a test): FAIL_PATCHED_IDLE makes the patched kernel's idle
+    workload fail; INTERRUPT_AT sends this process SIGINT when that many boots have begun.
+    """
     order: list[tuple[str, int]] = []
 
     def boot_for(side: Side) -> BootFn:
         @contextmanager
         def boot(cell: Cell, rep_path: Path) -> Iterator[Booted]:
             kernel = resolve(cell.kernel)  # the real resolution: a cache hit of the build
-            slots = 16384 if MARK.encode() in kernel.original_image.read_bytes() else 32768
+            patched = MARK.encode() in kernel.original_image.read_bytes()
+            slots = 16384 if patched else 32768
             order.append((cell.kernel.name, int(rep_path.name)))
+            if len(order) == KNOBS.get("interrupt_at"):
+                os.kill(os.getpid(), signal.SIGINT)
             calls = [0]
 
             def respond(command: str, env: dict[str, str]) -> CommandResult | None:
+                if patched and KNOBS.get("fail_patched_idle") and "/idle.sh" in command:
+                    return ok(command, b"", status=1, stderr=b"idle: it broke\n")
                 if "kharness-snapshot.sh" not in command:
                     return None
                 calls[0] += 1
@@ -85,6 +97,7 @@ def booted(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
         return boot
 
     monkeypatch.setattr(interleave, "boot_under_qemu", lambda accel: boot_for)
+    KNOBS.clear()
     return order
 
 
@@ -269,3 +282,33 @@ def test_the_reproduce_command_fits_72_columns_and_the_shell_reads_it_back() -> 
     script = "printf '%s\\n' " + "\n".join(lines[0].strip().split(" ", 1)[1:] + lines[1:])
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == argv[1:]
+
+
+def test_fake_ab_a_kernel_that_now_fails_is_a_regression_exit_1(setup: Path, booted: list[tuple[str, int]]) -> None:
+    KNOBS["fail_patched_idle"] = True
+    assert ab() == 1
+    doc = json.loads((setup / "out" / "ab.json").read_text())
+    assert doc["exit"] == 1
+    regressed = [f for f in doc["findings"] if f["verdict"] == "regressed"]
+    assert regressed[0]["metric"] == "(status)" and "fails now" in regressed[0]["reason"]
+    report = (setup / "out" / "report.txt").read_text()
+    first = report.index("Changed beyond the noise floor")
+    assert report.index("regressed", first) < report.index("changed ", first)  # regressions first
+    assert "Verdict: 1 regression(s)" in report
+
+
+def test_fake_ab_ctrl_c_keeps_finished_boots_and_resume_finishes(setup: Path, booted: list[tuple[str, int]],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    KNOBS["interrupt_at"] = 3
+    assert ab() == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("kharness ab: interrupted (SIGINT)") and err.endswith(f"kharness ab --resume {setup / 'out'}")
+    out = setup / "out"
+    assert json.loads((out / "ab.json").read_text())["status"] == "interrupted"
+    finished = list(out.glob("*/cells/*/*/cell.json"))
+    assert 0 < len(finished) < 6  # kept; the cut-off boot recorded nothing
+    KNOBS.clear()
+    booted.clear()
+    assert main(["ab", "--resume", "out"]) == 0
+    assert len(booted) == 6 - len(finished)  # only what was missing
+    assert len(list(out.glob("*/cells/*/*/cell.json"))) == 6
