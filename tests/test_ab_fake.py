@@ -130,9 +130,9 @@ def test_fake_ab_names_the_known_change_and_nothing_regresses(setup: Path, boote
     assert slots["base"]["n"] == slots["patched"]["n"] == 3
     assert slots["p"] is not None and slots["p"] < 0.05
     assert not [f for f in doc["findings"] if f["verdict"] == "regressed"]
-    # boots interleaved: base, patched, base, patched, ...
-    assert [k for k, _ in booted] == ["base", "patched"] * 3
-    assert [r for _, r in booted] == [0, 0, 1, 1, 2, 2]
+    # boots interleaved: base and patched of repetition 0 (side by side: which thread gets to its
+    # boot first is a race), then of repetition 1, then 2; the schedule itself is test_the_schedule_...
+    assert [sorted(booted[i:i + 2]) for i in (0, 2, 4)] == [[("base", r), ("patched", r)] for r in range(3)]
     # the two result directories are ordinary runs
     for role in ("base", "patched"):
         run = json.loads((out / role / "run.json").read_text())
@@ -312,3 +312,17 @@ def test_fake_ab_ctrl_c_keeps_finished_boots_and_resume_finishes(setup: Path, bo
     assert main(["ab", "--resume", "out"]) == 0
     assert len(booted) == 6 - len(finished)  # only what was missing
     assert len(list(out.glob("*/cells/*/*/cell.json"))) == 6
+
+
+def test_the_schedule_interleaves_sides_repetition_by_repetition(setup: Path) -> None:
+    from harness.ab import plan
+
+    q = plan.question(plan.Inputs(config=setup / "c.yaml", tree=setup / "linux", kconfig="tinyconfig",
+                                  patches=(setup / "0001-toy-halve-the-pool.patch",), repeat=3), setup / "q")
+    todo = interleave.order(q.sides, {"base": set(), "patched": set()})
+    assert [(side.role, rep) for side, _, rep in todo] == [("base", 0), ("patched", 0), ("base", 1),
+                                                            ("patched", 1), ("base", 2), ("patched", 2)]
+    base_cell = q.base.config.cells[0]
+    again = interleave.order(q.sides, {"base": {(base_cell.id, 1)}, "patched": set()})  # resuming
+    assert [(side.role, rep) for side, _, rep in again] == [("base", 0), ("patched", 0), ("patched", 1),
+                                                             ("base", 2), ("patched", 2)]
