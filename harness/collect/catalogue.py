@@ -123,6 +123,71 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("fio.*.clat_p*_ns", "ns", "gauge", "lower",
                "completion latency percentile (p50, p99, p99_9)"),
     MetricSpec("fio.*.ios", "IOs", "counter", "neutral", "I/Os completed"),
+    # The GFP_DMA kmalloc caches on their own (gfpdma.py): empty in these guests, and
+    # reported as such; * is the size class. Also summed into slab.kmalloc-* above.
+    MetricSpec("slab.dma-kmalloc-*.objects", "objects", "gauge", "neutral",
+               "active objects of dma-kmalloc-N (kmalloc with GFP_DMA); 0: empty"),
+    MetricSpec("slab.dma-kmalloc-*.bytes", "bytes", "gauge", "lower",
+               "slab memory of dma-kmalloc-N: num_slabs x pagesperslab x page size"),
+    MetricSpec("slab.dma-kmalloc.objects", "objects", "gauge", "neutral",
+               "active objects of every dma-kmalloc cache"),
+    MetricSpec("slab.dma-kmalloc.bytes", "bytes", "gauge", "lower", "slab memory of every dma-kmalloc cache"),
+    MetricSpec("slab.whatif.gfp_dma_to_pages.bytes", "bytes", "gauge", "neutral",
+               "memory if every dma-kmalloc object came from the page allocator: sum over N of "
+               "objects(N) x page size x 2^get_order(N)"),
+    MetricSpec("slab.whatif.gfp_dma_to_pages.extra_bytes", "bytes", "gauge", "neutral",
+               "slab.whatif.gfp_dma_to_pages.bytes minus slab.dma-kmalloc.bytes"),
+    # slub_debug U (alloc_traces.py, callers.py): who holds each size class (* is the
+    # class, all families summed; in .top.*, a caller function).
+    MetricSpec("slab.store_user_caches", "caches", "gauge", "neutral",
+               "kmalloc caches that store their allocating user (slub_debug U; 0: off): a U boot's "
+               "slab figures do not compare with a normal boot's, objects grow"),
+    MetricSpec("slab.callers.*.top.*.objects", "objects", "gauge", "neutral",
+               "live objects one of the size class's top callers (a function, call sites and stacks "
+               "merged) holds, from alloc_traces"),
+    MetricSpec("slab.callers.*.sites", "sites", "gauge", "neutral",
+               "alloc_traces entries (call site, stack, requested size) of the size class"),
+    MetricSpec("slab.callers.*.objects", "objects", "gauge", "neutral",
+               "live objects alloc_traces lists for the size class"),
+    MetricSpec("slab.callers.*.waste_bytes", "bytes", "gauge", "lower",
+               "bytes lost rounding requests up to the size class: the sum of waste= totals"),
+    MetricSpec("slab.callers.*.kharness_objects", "objects", "gauge", "lower",
+               "of those, objects kharness's own hist trigger maps hold"),
+    MetricSpec("slab.alloc_traces.cost_bytes", "bytes", "gauge", "lower",
+               "kmalloc slab the snapshot's reading after slabinfo (alloc_traces above all) left: "
+               "slabinfo read again after the alloc_traces minus the snapshot's; the next "
+               "workload's deltas start after it"),
+    MetricSpec("slab.alloc_traces.cost_pgalloc", "pages", "gauge", "lower",
+               "pages allocated (pgalloc_*) from the snapshot's vmstat to after the alloc_traces "
+               "were read; not in the next workload's counters"),
+    # /proc/zoneinfo, per zone (* is dma, dma32, normal, movable, device; nodeN-<zone> off node 0).
+    MetricSpec("zone.*.present", "pages", "gauge", "neutral", "pages of RAM in the zone (0: the zone is empty)"),
+    MetricSpec("zone.*.managed", "pages", "gauge", "neutral", "pages the buddy allocator manages"),
+    MetricSpec("zone.*.spanned", "pages", "gauge", "neutral", "pages from the zone's first to its last frame"),
+    MetricSpec("zone.*.free", "pages", "gauge", "higher", "free pages"),
+    MetricSpec("zone.*.cma", "pages", "gauge", "neutral", "pages of the zone in CMA areas"),
+    MetricSpec("zone.*.watermark_*", "pages", "gauge", "neutral",
+               "the zone's min, low and high watermarks: below low kswapd wakes, below min allocations stall"),
+    MetricSpec("zone.*.start", "bytes", "gauge", "neutral",
+               "physical address the zone starts at (start_pfn x page size); populated zones only"),
+    MetricSpec("zone.*.end", "bytes", "gauge", "neutral",
+               "physical address the zone ends at ((start_pfn + spanned) x page size); populated zones only"),
+    # /proc/buddyinfo and debugfs extfrag: how broken up free memory is (* is the zone, then an order).
+    MetricSpec("buddy.*.order-*", "blocks", "gauge", "neutral", "free blocks of 2^order pages"),
+    MetricSpec("buddy.*.largest_order", "order", "gauge", "higher",
+               "the highest order with a free block (-1: none at all)"),
+    MetricSpec("extfrag.*.unusable.order-*", "", "gauge", "lower",
+               "unusable free space index: the share of free memory in blocks too small for the order (0..1)"),
+    MetricSpec("extfrag.*.index.order-*", "", "gauge", "neutral",
+               "fragmentation index of a failing allocation of the order: towards 0 lack of memory, "
+               "towards 1 fragmentation; -1: it would succeed"),
+    # /proc/vmstat's compaction and migration counters (zones.py), over the workload.
+    MetricSpec("vmstat.compact_*scanned", "pages", "counter", "lower",
+               "pages compaction scanned for movable pages (migrate) or free targets (free), kcompactd's too"),
+    MetricSpec("vmstat.compact_isolated", "pages", "counter", "lower", "pages compaction isolated to move"),
+    MetricSpec("vmstat.compact_*", "events", "counter", "lower",
+               "compaction events: stalls (direct compaction), successes, failures, kcompactd wakeups"),
+    MetricSpec("vmstat.pgmigrate_*", "pages", "counter", "neutral", "pages migrated (success) or not (fail)"),
 )
 
 

@@ -1,7 +1,14 @@
-"""`kharness slab`: slab figures from a saved /proc/slabinfo, no guest needed.
+"""`kharness slab`: slab figures from a saved /proc/slabinfo or alloc_traces, no guest needed.
 
     kharness slab whatif FILE|DIR --minalign 64 [--pagesize 4096] [--cell ID] [--rep N]
                          [--objects active|total] [--format table|json]
+    kharness slab whatif FILE|DIR --gfp-dma-to-pages [...]    every dma-kmalloc object a page
+    kharness slab whatif FILE|DIR --minalign 64 --by-caller [--at SNAPSHOT] [--top N]
+    kharness slab callers RUN|CELL|FILE [--at SNAPSHOT] [--class 8 ...] [--top N]
+
+The last two read the alloc_traces of a slub_debug U boot (`raw/<snapshot>/
+alloc_traces/<cache>` in a result directory; FILE: one alloc_traces file, or a
+folder of them named by cache, or a copy of /sys/kernel/debug/slab).
 
 DIR is a result directory, a cell's directory (`cells/<id>/`) or one
 repetition's (`cells/<id>/<rep>/`): the boot slabinfo it saved
@@ -16,13 +23,14 @@ import argparse
 import errno
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.collect import slabinfo, snapshot, whatif
+from harness.collect import alloc_traces, callers, gfpdma, slabinfo, snapshot, whatif
 from harness.collect.text import MAX_INPUT, ParseError
 from harness.errors import UsageError
 
@@ -30,6 +38,9 @@ BOOT_SLABINFO = ("raw", "boot", "slabinfo")
 BOOT_PAGESIZE = ("raw", "boot", "pagesize")
 MAX_LISTED = 8  # cell ids named in an error message
 MAX_ENTRIES = 100_000  # directory entries looked at in one folder of a result directory
+TRACES = "alloc_traces"
+NO_TRACES_FIX = 'boot the cell with slub_debug: "U,kmalloc-*" (or pick another snapshot with --at)'
+_SNAPSHOT_TAG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +55,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("file", type=Path, metavar="FILE|DIR",
                    help="a copy of /proc/slabinfo, or a result/cell/repetition directory")
-    p.add_argument("--minalign", type=int, required=True, choices=whatif.ALIGNMENTS,
-                   help="the minimum alignment to ask about, in bytes")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--minalign", type=int, choices=whatif.ALIGNMENTS,
+                      help="the minimum alignment to ask about, in bytes")
+    what.add_argument("--gfp-dma-to-pages", action="store_true",
+                      help="the memory if every dma-kmalloc object came from the page allocator "
+                           "(a page, or the order that fits, per object)")
+    p.add_argument("--by-caller", action="store_true",
+                   help="with --minalign: which call sites would pay how many bytes, from the alloc_traces "
+                        "of a slub_debug U boot (FILE: alloc_traces, or a result directory)")
+    _traces_arguments(p, top=30)
     p.add_argument("--pagesize", type=_pagesize, default=None,
                    help="the guest's page size in bytes (default: the run's, else inferred from the slabs)")
     p.add_argument("--cell", metavar="ID",
@@ -56,8 +75,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="count objects in use (default) or every slot of the slabs")
     p.add_argument("--format", choices=("table", "json"), default="table")
 
+    c = sub.add_parser(
+        "callers",
+        help="who holds each kmalloc size class (alloc_traces of a slub_debug U boot)",
+        description="The call sites of every kmalloc size class, summed over the kmalloc families, "
+        "from the alloc_traces of a boot with slub_debug=U,kmalloc-*: objects, the sizes asked for "
+        "(from waste=), bytes and waste per caller function. RUN|CELL|FILE is a result, cell or "
+        "repetition directory (its raw/<snapshot>/alloc_traces/), an alloc_traces file, or a folder of them.",
+    )
+    c.add_argument("file", type=Path, metavar="RUN|CELL|FILE",
+                   help="a result, cell or repetition directory, an alloc_traces file or a folder of them")
+    c.add_argument("--class", dest="classes", action="append", default=[], metavar="N",
+                   help="only this size class, e.g. 8 or 1k (repeatable)")
+    c.add_argument("--cell", metavar="ID", help="with a result directory of several cells: which one")
+    c.add_argument("--rep", type=_rep, metavar="N", help="with a result or cell directory: which repetition")
+    _traces_arguments(c, top=10)
+    c.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def _traces_arguments(p: argparse.ArgumentParser, top: int) -> None:
+    p.add_argument("--at", default="boot", type=_snapshot_tag, metavar="SNAPSHOT",
+                   help="with a result directory: whose alloc_traces (boot, after-<workload>; default boot)")
+    p.add_argument("--cache", metavar="NAME",
+                   help="the kmalloc cache an alloc_traces FILE is of, when its path does not say")
+    p.add_argument("--top", type=_top, default=top, metavar="N", help=f"callers listed (default {top})")
+
 
 def main(args: argparse.Namespace) -> int:
+    if args.slab_command == "callers":
+        return _callers_main(args)
+    if args.gfp_dma_to_pages or args.by_caller:
+        return _whatif_more(args)
     source = find_source(args.file, getattr(args, "cell", None), getattr(args, "rep", None))
     info = parse_slabinfo(source.slabinfo, source.data)
     pagesize, how = args.pagesize, "given"
@@ -79,6 +127,64 @@ def main(args: argparse.Namespace) -> int:
         if source.slabinfo != args.file:
             print(f"slabinfo: {source.slabinfo}")
         print(whatif.table(result, how))
+    return 0
+
+
+def _pagesize_of(args: argparse.Namespace, source: Source, info: slabinfo.SlabInfo) -> tuple[int, str]:
+    if args.pagesize is not None:
+        return args.pagesize, "given"
+    if source.pagesize is not None:
+        return source.pagesize, "the run's raw/boot/pagesize"
+    return slabinfo.infer_pagesize(info) or 4096, "inferred from the slabinfo"
+
+
+def _whatif_more(args: argparse.Namespace) -> int:
+    """--gfp-dma-to-pages on a slabinfo, or --minalign N --by-caller on alloc_traces."""
+    if args.by_caller and args.gfp_dma_to_pages:
+        raise UsageError("--by-caller goes with --minalign, not --gfp-dma-to-pages", "give --minalign N --by-caller")
+    if args.gfp_dma_to_pages:
+        source = find_source(args.file, args.cell, args.rep)
+        info = parse_slabinfo(source.slabinfo, source.data)
+        pagesize, how = _pagesize_of(args, source, info)
+        w = gfpdma.compute(info, pagesize, args.objects)
+        shown = f"slabinfo: {source.slabinfo}\n" if source.slabinfo != args.file else ""
+        if args.format == "json":
+            doc = gfpdma.to_json(w, how)
+            doc["slabinfo"] = str(source.slabinfo)
+            print(json.dumps(doc, indent=2))
+        else:
+            print(shown + gfpdma.table(w, how), end="")
+        return 0
+    found = find_traces(args.file, args.cell, args.rep, args.at, args.cache)
+    result = callers.compute_whatif(found.classes, args.minalign)
+    if args.format == "json":
+        doc = callers.whatif_json(result, args.top, found.minalign)
+        doc["alloc_traces"] = str(found.path)
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"alloc_traces: {found.path}")
+        print(callers.whatif_table(result, args.top, found.minalign), end="")
+    return 0
+
+
+def _callers_main(args: argparse.Namespace) -> int:
+    found = find_traces(args.file, args.cell, args.rep, args.at, args.cache)
+    classes = found.classes
+    if args.classes:
+        wanted = set(args.classes)
+        known = {c.label for c in classes}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise UsageError(f"{found.path}: no size class {', '.join(unknown)} in its alloc_traces",
+                             f"give --class one of {', '.join(c.label for c in classes) or '(none)'}")
+        classes = tuple(c for c in classes if c.label in wanted)
+    if args.format == "json":
+        doc = callers.callers_json(classes, args.top)
+        doc["alloc_traces"] = str(found.path)
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"alloc_traces: {found.path}")
+        print(callers.callers_table(classes, args.top), end="")
     return 0
 
 
@@ -259,6 +365,102 @@ def _refused(path: Path, exc: OSError) -> UsageError:
     if exc.errno == errno.ENOENT:
         return UsageError(f"{path}: missing", "did the cell boot? see its console.log")
     return UsageError(f"{path}: cannot read ({exc.strerror})", "check the permissions")
+
+
+# --- alloc_traces: a file, a folder of them, or a result directory's snapshot ----------------
+
+
+@dataclass(frozen=True)
+class Traces:
+    path: Path  # what was read: a file, or the folder of the files
+    files: dict[str, bytes]  # cache name -> alloc_traces text
+    minalign: int | None = None  # of the snapshot's slabinfo, when there is one
+
+    @property
+    def classes(self) -> tuple[callers.SizeClass, ...]:
+        parsed = {}
+        for cache, data in sorted(self.files.items()):
+            try:
+                parsed[cache] = alloc_traces.parse(data, f"{self.path}: {cache}")
+            except ParseError as exc:
+                raise UsageError(f"not an alloc_traces file ({exc})",
+                                 "give /sys/kernel/debug/slab/<cache>/alloc_traces as the guest printed it") from exc
+        return callers.by_class(parsed)
+
+
+def find_traces(given: Path, cell: str | None, rep: int | None, at: str, cache: str | None) -> Traces:
+    """The alloc_traces FILE|DIR names (see the module's docstring)."""
+    if not given.is_dir():
+        if cell is not None or rep is not None:
+            raise UsageError(f"{given}: --cell and --rep need a result directory, not a file",
+                             "leave them out, or give the result directory")
+        name = cache or next((n for n in (given.name, given.parent.name) if slabinfo.kmalloc_class(n)), None)
+        if name is None or slabinfo.kmalloc_class(name) is None:
+            raise UsageError(f"{given}: which kmalloc cache's alloc_traces is this?",
+                             "give --cache kmalloc-8 (or name the file after its cache)")
+        return Traces(given, {name: _read_file(given)})
+    with _opendir(given) as top:
+        names = _subdirs(top, given)
+        if not ({"raw", "cells"} & names or any(n.isdigit() for n in names)):
+            return Traces(given, _trace_folder(top, given))
+        path, fd = _rep_dir(given, top, cell, rep)
+        try:
+            where = path / "raw" / at / TRACES
+            try:
+                with _opendir_at(fd, "raw", path) as raw, _opendir_at(raw, at, path / "raw") as snap:
+                    files = _trace_folder(_open_dir_fd(snap, TRACES, where.parent), where, close=True)
+                    minalign = _minalign_at(snap)
+            except UsageError as exc:
+                raise UsageError(f"{where}: no alloc_traces ({exc.problem})", NO_TRACES_FIX) from exc
+        finally:
+            if fd != top:
+                os.close(fd)
+    return Traces(where, files, minalign)
+
+
+def _trace_folder(fd: int, where: Path, close: bool = False) -> dict[str, bytes]:
+    """Cache name -> alloc_traces of a folder: files named by cache, or <cache>/alloc_traces."""
+    files: dict[str, bytes] = {}
+    try:
+        with os.scandir(fd) as entries:
+            listed = [(e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False))
+                      for _, e in zip(range(MAX_ENTRIES), entries, strict=False)]
+        for name, is_dir, is_file in sorted(listed):
+            if slabinfo.kmalloc_class(name) is None:
+                continue
+            if is_file:
+                files[name] = _read_at(fd, where, (name,))
+            elif is_dir:
+                try:
+                    files[name] = _read_at(fd, where, (name, TRACES))
+                except UsageError:
+                    continue  # a cache folder without alloc_traces (not U-debugged)
+    finally:
+        if close:
+            os.close(fd)
+    if not files:
+        raise UsageError(f"{where}: no kmalloc cache's alloc_traces in it",
+                         "give a folder of alloc_traces files named by cache, or a result directory")
+    return files
+
+
+def _minalign_at(snap_fd: int) -> int | None:
+    try:
+        return slabinfo.minalign(slabinfo.parse(_read_at(snap_fd, Path("."), ("slabinfo",))))
+    except (UsageError, ParseError):
+        return None
+
+
+def _snapshot_tag(text: str) -> str:
+    if not _SNAPSHOT_TAG.fullmatch(text) or ".." in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a snapshot name (boot, after-<workload>)")
+    return text
+
+
+def _top(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of callers (1 or more)")
+    return int(text)
 
 
 def _pagesize(text: str) -> int:

@@ -23,7 +23,20 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from harness.collect import catalogue, hist, iommu, meminfo, slabinfo, swiotlb, vmstat, whatif
+from harness.collect import (
+    alloc_traces,
+    callers,
+    catalogue,
+    gfpdma,
+    hist,
+    iommu,
+    meminfo,
+    slabinfo,
+    swiotlb,
+    vmstat,
+    whatif,
+    zones,
+)
 from harness.collect.text import ParseError, count, label, shorten
 from harness.model import Metric
 
@@ -92,6 +105,19 @@ class Snapshot:
     armed_at_init: bool = False
     complete: bool = False  # the `end` section arrived: the output was not cut off
     problems: tuple[str, ...] = field(default=())
+    # Zones and fragmentation (zones.py); None: the section was not there.
+    zoneinfo: tuple[zones.Zone, ...] | None = None
+    buddyinfo: tuple[zones.ZoneRow, ...] | None = None  # free blocks per order, populated zones
+    unusable_index: tuple[zones.ZoneRow, ...] | None = None  # debugfs extfrag/unusable_index
+    extfrag_index: tuple[zones.ZoneRow, ...] | None = None  # debugfs extfrag/extfrag_index
+    # slub_debug U (alloc_traces.py): kmalloc caches storing their allocating user
+    # (0: U is off; None: not reported), and each kmalloc cache's alloc_traces.
+    store_user: int | None = None
+    traces: Mapping[str, alloc_traces.AllocTraces] | None = None
+    # slabinfo and vmstat read again after the alloc_traces (what reading them left):
+    # the next workload's deltas start from these.
+    slab_after_traces: slabinfo.SlabInfo | None = None
+    vmstat_after_traces: Mapping[str, int] | None = None
 
 
 # --- split ----------------------------------------------------------------
@@ -205,6 +231,7 @@ def parse(sections: Mapping[str, str]) -> Snapshot:
         armed_at_init=probe.get("armed_at_init") == "yes",
         complete="end" in sections,
     )
+    snap = _zones_and_callers(snap, sections, problems)
     if not snap.complete:
         problems.append("snapshot output cut off: no end section")
     return replace(snap, problems=tuple(problems))
@@ -297,15 +324,19 @@ def metrics(before: Snapshot | None, after: Snapshot, workload: str) -> list[Met
     a trigger set again).
     """
     pairs = _slab(after) + _meminfo(after) + _swiotlb_gauges(after) + _iommu_gauges(after)
+    pairs += _dma_kmalloc(after) + _callers(after) + _zone_gauges(after)
     if after.pagesize is not None:
         pairs.append(("mm.page_size", after.pagesize))
     if (before is None or before is after) and after.armed_at_init:
         pairs += _bounce_counters(Snapshot(bounces=()), after)  # since init armed them
     if before is not None and before is not after:
+        before = _baseline(before)  # what reading alloc_traces left belongs to no workload
         pairs += _slab_delta(before, after)
         if _same_boot(before, after):
             pairs += _bounce_counters(before, after) + _vmstat_counters(before, after)
             pairs += _mapping_counters(before, after)
+            if before.vmstat is not None and after.vmstat is not None:
+                pairs += zones.compaction_counters(before.vmstat, after.vmstat)
     return catalogue.measured(pairs, workload)
 
 
@@ -488,3 +519,125 @@ def _vmstat_counters(before: Snapshot, after: Snapshot) -> Pairs:
 def device_label(name: str) -> str:
     """A dev_name as it appears in metric names: 0000:00:02.0 -> 0000_00_02_0."""
     return label(name, 64, "unknown")
+
+
+# --- zones, fragmentation and who allocates (zones.py, alloc_traces.py) ---------
+
+ALLOC_TRACES = "alloc_traces/"
+AFTER_TRACES = "after_traces/"
+TOP_CALLERS = 5  # callers per size class kept as metrics (kharness slab callers lists them all)
+def _zones_and_callers(snap: Snapshot, sections: Mapping[str, str], problems: list[str]) -> Snapshot:
+    """`snap` with the zone and alloc_traces sections parsed. Each is optional (a kernel
+    without debugfs extfrag, a boot without slub_debug U); a broken one is a problem."""
+
+    def optional(name: str, parser: Callable[[str], T]) -> T | None:
+        if name not in sections:
+            return None
+        try:
+            return parser(sections[name])
+        except ParseError as exc:
+            problems.append(str(exc))
+            return None
+
+    debug = _probe(sections.get("slab_debug", ""))
+    users = debug.get("store_user", "")
+    traces = _traces(sections, problems)
+    return replace(
+        snap,
+        zoneinfo=optional("zoneinfo", zones.parse_zoneinfo),
+        buddyinfo=optional("buddyinfo", zones.parse_buddyinfo),
+        unusable_index=optional("extfrag/unusable_index", lambda t: zones.parse_index(t, "extfrag/unusable_index")),
+        extfrag_index=optional("extfrag/extfrag_index", lambda t: zones.parse_index(t, "extfrag/extfrag_index")),
+        store_user=int(users) if users.isdigit() and len(users) < 7 else None,
+        traces=traces or None,
+        slab_after_traces=optional(AFTER_TRACES + "slabinfo", slabinfo.parse) if traces else None,
+        vmstat_after_traces=optional(AFTER_TRACES + "vmstat", vmstat.parse) if traces else None,
+    )
+
+
+def _traces(sections: Mapping[str, str], problems: list[str]) -> dict[str, alloc_traces.AllocTraces]:
+    """alloc_traces/<cache> sections of kmalloc caches, parsed; a cut one noted."""
+    traces: dict[str, alloc_traces.AllocTraces] = {}
+    for name in sections:
+        cache = name.removeprefix(ALLOC_TRACES)
+        if not name.startswith(ALLOC_TRACES) or slabinfo.kmalloc_class(cache) is None:
+            continue
+        try:
+            traces[cache] = found = alloc_traces.parse(sections[name], name)
+        except ParseError as exc:
+            problems.append(str(exc))
+            continue
+        if found.cut_at is not None:
+            problems.append(f"{name}: cut by the guest at {found.cut_at} bytes; "
+                            "the top callers are complete, the small ones are not")
+    return traces
+
+
+def _zone_gauges(s: Snapshot) -> Pairs:
+    pairs: Pairs = []
+    if s.zoneinfo is not None:
+        pairs += zones.zone_pairs(s.zoneinfo, s.pagesize)
+    if s.buddyinfo is not None:
+        pairs += zones.buddy_pairs(s.buddyinfo)
+    if s.unusable_index is not None:
+        pairs += zones.index_pairs(s.unusable_index, "unusable")
+    if s.extfrag_index is not None:
+        pairs += zones.index_pairs(s.extfrag_index, "index")
+    return pairs
+
+
+def _dma_kmalloc(s: Snapshot) -> Pairs:
+    """The dma-kmalloc-N caches on their own (empty ones too), and the GFP_DMA what-if (gfpdma.py)."""
+    if s.slab is None:
+        return []
+    found = gfpdma.dma_caches(s.slab)
+    if not found:
+        return []  # a kernel without ZONE_DMA kmalloc caches: nothing to report as empty
+    pairs: Pairs = []
+    for cache, size in found:
+        pairs.append((f"slab.dma-kmalloc-{slabinfo.class_label(size)}.objects", cache.active_objs))
+        if s.pagesize is not None:
+            pairs.append((f"slab.dma-kmalloc-{slabinfo.class_label(size)}.bytes", cache.bytes(s.pagesize)))
+    pairs.append(("slab.dma-kmalloc.objects", sum(c.active_objs for c, _ in found)))
+    if s.pagesize is not None:
+        w = gfpdma.compute(s.slab, s.pagesize)
+        pairs += [("slab.dma-kmalloc.bytes", w.bytes_now),
+                  ("slab.whatif.gfp_dma_to_pages.bytes", w.bytes_then),
+                  ("slab.whatif.gfp_dma_to_pages.extra_bytes", w.extra_bytes)]
+    return pairs
+
+
+def _callers(s: Snapshot) -> Pairs:
+    """slub_debug U: per size class, its call sites, objects, waste, kharness's share, top callers."""
+    pairs: Pairs = []
+    if s.store_user is not None:
+        pairs.append(("slab.store_user_caches", s.store_user))
+    if not s.traces:
+        return pairs
+    for sc in callers.by_class(s.traces):
+        p = f"slab.callers.{sc.label}"
+        pairs += [(f"{p}.sites", sc.sites), (f"{p}.objects", sc.objects), (f"{p}.waste_bytes", sc.waste_bytes),
+                  (f"{p}.kharness_objects", sc.kharness_objects)]
+        top: dict[str, int] = {}
+        for c in sc.callers[:TOP_CALLERS]:
+            name = label(c.function, 48, "unknown")
+            top[name] = top.get(name, 0) + c.objects
+        pairs += [(f"{p}.top.{name}.objects", n) for name, n in top.items()]
+    after = _baseline(s)
+    before_bytes, after_bytes = _kmalloc_bytes(s), _kmalloc_bytes(after)
+    if after is not s and before_bytes is not None and after_bytes is not None:
+        pairs.append(("slab.alloc_traces.cost_bytes", after_bytes - before_bytes))
+    if s.vmstat is not None and s.vmstat_after_traces is not None:
+        keys = [k for k in s.vmstat_after_traces if k.startswith("pgalloc_") and k in s.vmstat]
+        pairs.append(("slab.alloc_traces.cost_pgalloc",
+                      sum(s.vmstat_after_traces[k] - s.vmstat[k] for k in keys)))
+    return pairs
+
+
+def _baseline(s: Snapshot) -> Snapshot:
+    """`s` as the start of the next workload: slabinfo and vmstat as they were after the
+    alloc_traces were read, so what reading them left is no workload's (it is reported
+    as slab.alloc_traces.cost_*)."""
+    if s.slab_after_traces is None and s.vmstat_after_traces is None:
+        return s
+    return replace(s, slab=s.slab_after_traces or s.slab, vmstat=s.vmstat_after_traces or s.vmstat)

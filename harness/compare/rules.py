@@ -88,6 +88,27 @@ DEFAULT_RULES: tuple[MetricRule, ...] = (
     MetricRule("dma.map_failures", noise=0.0, noise_abs=1.0),
     MetricRule("dma.*", noise=0.05, noise_abs=1.0),
     MetricRule("iommu.*", noise=0.0, exact=True),
+    # Zones are laid out by RAM size, machine and kernel: exact. Free memory and its
+    # breakup move from boot to boot by a few blocks at every order; the indices are
+    # fractions printed to 3 decimals. Compaction counts follow what the workload did.
+    MetricRule("zone.*.free", noise=0.02, noise_abs=256.0),
+    MetricRule("zone.*", noise=0.0, exact=True),
+    MetricRule("buddy.*.largest_order", noise=0.0, noise_abs=1.0),
+    MetricRule("buddy.*.order-*", noise=0.10, noise_abs=16.0),
+    MetricRule("extfrag.*", noise=0.05, noise_abs=0.01),
+    MetricRule("vmstat.compact_*", noise=0.10, noise_abs=4.0),
+    MetricRule("vmstat.pgmigrate_*", noise=0.10, noise_abs=64.0),
+    # GFP_DMA caches are empty in these guests: a new user of a few objects should show.
+    MetricRule("slab.dma-kmalloc*.objects", noise=0.02, noise_abs=8.0),
+    MetricRule("slab.dma-kmalloc*.bytes", noise=0.02, noise_abs=4096.0),
+    # slub_debug U: a caller's live objects move like the class's (2%, a few objects);
+    # which caches store users is the boot's setting.
+    MetricRule("slab.store_user_caches", noise=0.0, exact=True),
+    MetricRule("slab.callers.*.waste_bytes", noise=0.05, noise_abs=256.0),
+    MetricRule("slab.callers.*.sites", noise=0.05, noise_abs=4.0),
+    MetricRule("slab.callers.*", noise=0.05, noise_abs=16.0),
+    MetricRule("slab.alloc_traces.cost_bytes", noise=0.10, noise_abs=4 * 4096.0),
+    MetricRule("slab.alloc_traces.cost_pgalloc", noise=0.10, noise_abs=64.0),
     MetricRule("fio.*.clat_p99*", noise=0.10),
     MetricRule("fio.*", noise=0.05),
     MetricRule("*", noise=0.05),
