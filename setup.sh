@@ -31,6 +31,8 @@ test_packages=(
     chromium                 # headless, for the test that opens report.html in a browser
     busybox                  # guest scripts' tests run under busybox sh too
     groff-base               # the man page test renders `kharness man`
+    lava-common              # LAVA's job schema: every generated job is validated (tests/test_lava_job.py)
+    lava-dispatcher          # lava-run: a generated qemu job really runs (tests/test_lava_run.py)
 )
 [ "${1:-}" = "--test" ] && packages+=("${test_packages[@]}")
 

@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("harness.bisect.check", "judge one kernel in one cell, for git bisect run"),
     "bisect": ("harness.bisect.cli", "find the settings that turn a good cell into a bad one"),
     "ab": ("harness.ab.cli", "evaluate a patch: build base and patched, boot every cell on both, compare"),
+    "lava": ("harness.lava.cli", "cells on real boards through LAVA: ramdisks, job definitions, logs into results"),
+    "kcidb": ("harness.kcidb.cli", "a result directory as KernelCI KCIDB JSON (checkouts, builds, tests)"),
 }
 
 # Commands about the command line itself: they need every subcommand's parser.

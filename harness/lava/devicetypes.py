@@ -23,9 +23,6 @@ from harness import arches
 from harness.errors import UsageError
 
 QEMU = "qemu"
-# tuxlava's arch names for the boards -> kharness's (arches/); boards of other
-# arches (armv7, i386) have no kharness guest userland.
-_ARCHES = {"arm64": "arm64", "x86_64": "x86_64"}
 _METHODS = ("u-boot",)  # boards whose ramdisk boot kharness renders
 
 
@@ -51,13 +48,21 @@ def boards() -> dict[str, DeviceType]:
     for cls in Device.list():
         if not issubclass(cls, NfsDevice) or not cls.name.startswith("nfs-"):
             continue
-        arch = _ARCHES.get(cls.arch)
-        if arch is None or arch not in arches.names() or cls.boot_method not in _METHODS:
-            continue
+        arch = _arch(cls.arch)
+        if arch is None or cls.boot_method not in _METHODS:
+            continue  # boards of arches kharness has no guest userland for (armv7, i386)
         name = cls.name.removeprefix("nfs-")
         context = {k: v for k, v in cls.context_overrides.items() if k not in {"extra_nfsroot_args", "arch"}}
         found[name] = DeviceType(name, arch, cls.boot_method, tuple(sorted(context.items())), cls.name)
     return dict(sorted(found.items()))
+
+
+def _arch(name: str) -> str | None:
+    """kharness's name of tuxlava's arch name, if kharness has that arch."""
+    for p in arches.presets().values():
+        if name in (p.name, p.debian):  # not the aliases: "arm" is 32-bit to tuxlava
+            return p.name
+    return None
 
 
 def get(name: str) -> DeviceType:

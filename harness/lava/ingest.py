@@ -339,6 +339,9 @@ def _lost(rep: _Rep, hits: list[Any], job_result: dict[str, Any] | None) -> None
 def repetition(job: JobLog, shown: str, run_dir: Path,
                workload_dirs: tuple[Path, ...] = ()) -> tuple[RepRecord, Header]:
     """Write one log's repetition under `run_dir`; its record (cell.json written last) and header."""
+    if job.job_result() is None:
+        raise LogError(f"{shown}: cut off: no LAVA job result at its end",
+                       "fetch the whole log once the job has finished (lavacli jobs logs --raw ID)")
     found, problems = parts(job.console)
     head_part = found.get("header")
     if head_part is None or head_part.rc is None:

@@ -151,13 +151,12 @@ def _qemu_job(cell: Cell, workloads: list[Workload], arts: Artefacts, page_size:
         "arch": cell.arch, "machine": machine_arg(spec, arch), "memory": cell.memory_mib,
         "guestfs_interface": "virtio", "netdevice": "user", "model": "model=virtio",
     }
+    # LAVA's qemu template takes -cpu from the context for arm guests only and
+    # gives the others `-cpu host -enable-kvm` unless no_kvm: so no_kvm, and the
+    # CPU in extra_options too (the last -cpu wins; kharness's figures are TCG's).
     cpu = arch.cpu("tcg", page_size)
-    if cell.arch == "arm64":
-        context["cpu"] = cpu
-    else:  # the qemu template gives x86 `-cpu host -enable-kvm` unless no_kvm; kharness's figures are TCG's
-        context["no_kvm"] = True
-        extra.insert(0, f"-cpu {cpu}")
-    context["extra_options"] = extra
+    context |= {"cpu": cpu, "no_kvm": True}
+    context["extra_options"] = [f"-cpu {cpu}", *extra]
     append = " ".join((*arch.cmdline, *kernel_words(spec)))
     images: dict[str, Any] = {
         "kernel": {"url": arts.url(arts.kernel, cell), "image_arg": f'-kernel {{kernel}} -append "{append}"'},

@@ -118,7 +118,7 @@ def steps(cell: Cell, workloads: Sequence[Workload], head: Mapping[str, Any],
 def seconds(cell: Cell, workloads: Sequence[Workload]) -> float:
     """The longest the steps may take: every part's limit, plus the console's time to print them."""
     by_name = {wl.name: wl for wl in workloads}
-    total = 6 * SHORT + SNAPSHOT
+    total = float(6 * SHORT + SNAPSHOT)
     for w in cell.workloads:
         wl = by_name[w.name]
         total += min(cell.timeouts.workload, wl.timeout or cell.timeouts.workload) + 2 * SHORT + SNAPSHOT
