@@ -76,9 +76,15 @@ def _text(value: Any, limit: int = 1000) -> str:
     return str(value).replace("\0", "")[:limit]
 
 
+def _source(kernel: Mapping[str, Any]) -> dict[str, Any]:
+    """cell.json's kernel.origin: where the kernel came from (a Debian package, a source build)."""
+    value = kernel.get("origin")
+    return value if isinstance(value, dict) else {}
+
+
 def kernel_identity(kernel: Mapping[str, Any]) -> dict[str, Any]:
     """What makes the checkout: a Debian version, a source commit and patches, or an image's sha256."""
-    origin = kernel.get("origin") if isinstance(kernel.get("origin"), dict) else {}
+    origin = _source(kernel)
     keys = ("package", "image_package", "version", "suite", "commit", "tree_hash", "patched_tree_hash", "ref")
     ident = {k: origin[k] for k in keys if isinstance(origin.get(k), str | int)}
     if not ident:
@@ -89,7 +95,7 @@ def kernel_identity(kernel: Mapping[str, Any]) -> dict[str, Any]:
 def _checkout(origin: str, kernel: Mapping[str, Any], started: str | None) -> tuple[str, dict[str, Any]]:
     ident = kernel_identity(kernel)
     cid = f"{origin}:checkout-{_digest(ident)}"
-    src = kernel.get("origin") if isinstance(kernel.get("origin"), dict) else {}
+    src = _source(kernel)
     doc: dict[str, Any] = {"id": cid, "origin": origin, "valid": True,
                            "misc": {"kernel": _text(kernel.get("name", "")), **{k: _text(v) for k, v in ident.items()}}}
     commit = src.get("commit")
@@ -111,7 +117,7 @@ def _checkout(origin: str, kernel: Mapping[str, Any], started: str | None) -> tu
 def _build(origin: str, checkout_id: str, kernel: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     arch = re.sub(r"[^a-z0-9_]", "_", str(kernel.get("arch", "")).lower())
     bid = f"{origin}:build-{_digest(kernel_identity(kernel), kernel.get('image_sha256'), arch)}"
-    src = kernel.get("origin") if isinstance(kernel.get("origin"), dict) else {}
+    src = _source(kernel)
     doc: dict[str, Any] = {
         "id": bid, "origin": origin, "checkout_id": checkout_id, "architecture": arch, "status": "PASS",
         "misc": {k: _text(kernel[k]) for k in ("release", "image_sha256", "compression", "name") if k in kernel},
