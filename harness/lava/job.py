@@ -85,6 +85,13 @@ def refusals(cell: Cell, dt: DeviceType, workloads: list[Workload], board_disks:
     why: list[str] = []
     if dt.arch and dt.arch != cell.arch:
         why.append(f"{dt.name} is an {dt.arch} board, the cell's kernel is {cell.arch}")
+    if dt.board:
+        if not cell.dma_coherent:
+            why.append("dma_coherent: false is QEMU's modified device tree; a board's DMA is what it is")
+        if cell.iommu != "none":
+            why.append(f"iommu: {cell.iommu} is an emulated IOMMU")
+        if cell.iommu_platform:
+            why.append("iommu_platform: true is a virtio device option")
     for wl in workloads:
         for d in wl.devices:
             role = devices.get(d.kind).role
@@ -93,13 +100,6 @@ def refusals(cell: Cell, dt: DeviceType, workloads: list[Workload], board_disks:
             elif dt.board and role == "disk" and d.id not in board_disks:
                 why.append(f"workload {wl.name} needs a {d.kind} scratch disk {d.id!r}: "
                            f"name a disk of the board with --board-disk {d.id}=/dev/...")
-    if dt.board:
-        if not cell.dma_coherent:
-            why.append("dma_coherent: false is QEMU's modified device tree; a board's DMA is what it is")
-        if cell.iommu != "none":
-            why.append(f"iommu: {cell.iommu} is an emulated IOMMU")
-        if cell.iommu_platform:
-            why.append("iommu_platform: true is a virtio device option")
     return why
 
 
