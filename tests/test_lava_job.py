@@ -91,7 +91,8 @@ def test_qemu_job_carries_the_cells_machine(config: Path, tmp_path: Path) -> Non
     # each scratch disk is an image attached as kharness attaches it (found by serial)
     disks = {k: v for k, v in images(force).items() if k.startswith("disk_")}
     assert set(disks) == {"disk_scratch", "disk_nvme"}
-    assert "serial=scratch" in disks["disk_scratch"]["image_arg"] and "{disk_scratch}" in disks["disk_scratch"]["image_arg"]
+    scratch = disks["disk_scratch"]["image_arg"]
+    assert "serial=scratch" in scratch and "{disk_scratch}" in scratch
     assert disks["disk_nvme"]["url"].endswith("/disk-nvme.img.gz")
     # the workloads run in order, each between snapshots, with their parameters
     parts = [s.split()[2] for s in steps(force) if "kharness-lava.sh" in s]
@@ -145,8 +146,8 @@ def test_board_jobs_validate_and_boot_the_ramdisk(config: Path, tmp_path: Path, 
 
 def test_a_board_disk_stands_in_for_a_scratch_disk(config: Path, tmp_path: Path) -> None:
     r = kharness("lava", "job", config, "--cell", "toy-arm64.swiotlb-force", "--device-type", "nfs-juno-r2",
-                 "--url", "https://lab.example/kh", "--board-disk", "scratch=/dev/sda", "--board-disk", "nvme=/dev/nvme0n1",
-                 "-o", tmp_path)
+                 "--url", "https://lab.example/kh", "--board-disk", "scratch=/dev/sda",
+                 "--board-disk", "nvme=/dev/nvme0n1", "-o", tmp_path)
     assert r.returncode == 0, r.stderr
     (job,) = jobs_in(tmp_path).values()
     assert lava_local.validate(job) == ""
