@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import math
 import os
 import re
@@ -445,6 +447,10 @@ def _read(path: Path) -> bytes:
         return f.read(MAX_BYTES + 1)
 
 
+def _digest(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
 def run_doc(done: list[tuple[RepRecord, Header]], name: str) -> dict[str, Any]:
     """run.json of the ingested repetitions: their cells, each with the repeat its config asked.
 
@@ -460,7 +466,9 @@ def run_doc(done: list[tuple[RepRecord, Header]], name: str) -> dict[str, Any]:
     return {
         "format": results.RESULT_FORMAT, "status": "finished", "name": str(config.get("name") or name),
         "config_path": None,
-        "config": {"name": config.get("name") or name, "sha256": config.get("sha256"), "cells": list(cells)},
+        # merge compares configs by name and sha256: a job that did not say its config's gets one of what it said
+        "config": {"name": config.get("name") or name, "cells": list(cells),
+                   "sha256": config.get("sha256") or _digest(config)},
         "started": min((str(r.qemu.get("started", "")) for r, _ in done), default=None),
         "finished": runner.now_iso(), "host": runner.host_facts(), "tools": {"kharness": __version__},
         "shard": None, "interruptions": [], "resumed": [], "cells": list(cells.values()),
