@@ -64,7 +64,8 @@ def test_real_traces_agree_with_slabinfo() -> None:
     info = {c.size: c for c in slabinfo.size_classes(slabinfo.parse((DATA / "slabinfo-6.12-arm64-u").read_text()))}
     assert by[8].caches == ("kmalloc-8", "kmalloc-cg-8", "kmalloc-rcl-8")
     assert by[8].objects == 1775 and info[8].active_objs == 1774  # read a moment later
-    assert abs(by[16].objects - info[16].active_objs) / info[16].active_objs < 0.1  # kmalloc-cg-16 not captured
+    for size in (16, 32, 96):
+        assert by[size].objects == pytest.approx(info[size].active_objs, rel=0.05), size
     assert [c.function for c in by[8].callers[:3]] == ["kstrdup_const", "alloc_cpumask_var_node", "tracing_map_init"]
     assert by[8].kharness_objects == 402 and by[32].kharness_objects == 1547 and by[96].kharness_objects == 0
     strdup = by[8].callers[0]
