@@ -15,6 +15,7 @@ KHARNESS_RECORD_LAVA_LOG=1 copies the log over tests/data/lava/'s recording.
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ import yaml
 
 from harness import results
 from harness.config.load import load
+from harness.initramfs import cpio
 from harness.kernel.resolve import resolve
 from tests import lava_local
 
@@ -48,6 +50,14 @@ def test_a_generated_job_runs_in_lava_and_gives_kharness_figures(tmp_path: Path)
     arts, jobs = tmp_path / "artefacts", tmp_path / "jobs"
     r = kharness("lava", "ramdisk", CELL, "--device-type", "qemu", "-o", arts)
     assert r.returncode == 0, r.stderr
+    (cell_dir,) = arts.iterdir()
+    blob = (cell_dir / "ramdisk.cpio.gz").read_bytes()
+    assert gzip.decompress(blob).count(b"TRAILER!!!") == 1  # one archive: LAVA's cpio reads no further
+    entries = {e.name: e for e in cpio.read(blob)}
+    assert entries["init"].data == (ROOT / "harness" / "lava" / "init.sh").read_bytes()  # the console's shell
+    assert {"kharness/scripts/kharness-snapshot.sh", "kharness/scripts/kharness-lava.sh",
+            "kharness/scripts/dd-direct.sh", "etc/kharness/modules"} <= set(entries)
+    assert not {"root/.ssh/authorized_keys", "etc/dropbear/dropbear_ed25519_host_key"} & set(entries)  # no SSH
     r = kharness("lava", "job", CELL, "--device-type", "qemu", "--url", f"file://{arts}", "-o", jobs)
     assert r.returncode == 0, r.stderr
     (job_file,) = jobs.glob("*.yaml")
