@@ -52,6 +52,7 @@ def test_fragment_asks_for_huge_pages_and_says_what_it_got(run: RunResult, slug:
     assert f["hugepage_order"] == 9  # 2 MiB on 4 KiB pages
     assert f["filled_mib"] > 400 and f["small_files"] == 8 * 1000  # half of 8 x 2000 kept
     assert 0 < f["hugepages.got"] <= f["hugepages.asked"]
+    assert 0 < f["hugepages.above_min"] <= f["hugepages.asked"]  # the zones' min watermarks stay free
     assert f["hugepages.got_pct"] == pytest.approx(100 * f["hugepages.got"] / f["hugepages.asked"], abs=0.1)
     assert f["free_hugeblocks.filled"] < f["free_hugeblocks.start"]
     # compaction over the ask: stalls end in success or failure (a deferred one in neither)
