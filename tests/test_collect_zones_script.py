@@ -97,7 +97,7 @@ def test_metrics_of_a_u_snapshot(awk: str, tmp_path: Path) -> None:
     assert m["slab.alloc_traces.cost_bytes"] == 0 and m["slab.alloc_traces.cost_pgalloc"] == 0  # files do not move
     assert m["zone.dma.start"] == 1 << 30 and m["zone.dma32.present"] == 0
     assert m["buddy.dma.order-10"] == 233 and m["extfrag.dma.index.order-10"] == -1
-    assert m["slab.dma-kmalloc-8.objects"] == 0 and m["slab.whatif.gfp_dma_to_pages.extra_bytes"] == 0
+    assert m["slab.dma-kmalloc-8.objects"] == 0 and m["slab.gfp_dma_to_pages.extra_bytes"] == 0
     for name in m:
         assert catalogue.spec(name) is not None, name
 

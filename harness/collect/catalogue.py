@@ -132,11 +132,11 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("slab.dma-kmalloc.objects", "objects", "gauge", "neutral",
                "active objects of every dma-kmalloc cache"),
     MetricSpec("slab.dma-kmalloc.bytes", "bytes", "gauge", "lower", "slab memory of every dma-kmalloc cache"),
-    MetricSpec("slab.whatif.gfp_dma_to_pages.bytes", "bytes", "gauge", "neutral",
+    MetricSpec("slab.gfp_dma_to_pages.bytes", "bytes", "gauge", "neutral",
                "memory if every dma-kmalloc object came from the page allocator: sum over N of "
                "objects(N) x page size x 2^get_order(N)"),
-    MetricSpec("slab.whatif.gfp_dma_to_pages.extra_bytes", "bytes", "gauge", "neutral",
-               "slab.whatif.gfp_dma_to_pages.bytes minus slab.dma-kmalloc.bytes"),
+    MetricSpec("slab.gfp_dma_to_pages.extra_bytes", "bytes", "gauge", "neutral",
+               "slab.gfp_dma_to_pages.bytes minus slab.dma-kmalloc.bytes"),
     # slub_debug U (alloc_traces.py, callers.py): who holds each size class (* is the
     # class, all families summed; in .top.*, a caller function).
     MetricSpec("slab.store_user_caches", "caches", "gauge", "neutral",

@@ -602,8 +602,8 @@ def _dma_kmalloc(s: Snapshot) -> Pairs:
     if s.pagesize is not None:
         w = gfpdma.compute(s.slab, s.pagesize)
         pairs += [("slab.dma-kmalloc.bytes", w.bytes_now),
-                  ("slab.whatif.gfp_dma_to_pages.bytes", w.bytes_then),
-                  ("slab.whatif.gfp_dma_to_pages.extra_bytes", w.extra_bytes)]
+                  ("slab.gfp_dma_to_pages.bytes", w.bytes_then),
+                  ("slab.gfp_dma_to_pages.extra_bytes", w.extra_bytes)]
     return pairs
 
 

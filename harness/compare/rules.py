@@ -101,6 +101,7 @@ DEFAULT_RULES: tuple[MetricRule, ...] = (
     # GFP_DMA caches are empty in these guests: a new user of a few objects should show.
     MetricRule("slab.dma-kmalloc*.objects", noise=0.02, noise_abs=8.0),
     MetricRule("slab.dma-kmalloc*.bytes", noise=0.02, noise_abs=4096.0),
+    MetricRule("slab.gfp_dma_to_pages.*", noise=0.02, noise_abs=4096.0),
     # slub_debug U: a caller's live objects move like the class's (2%, a few objects);
     # which caches store users is the boot's setting.
     MetricRule("slab.store_user_caches", noise=0.0, exact=True),
