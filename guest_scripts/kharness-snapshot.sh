@@ -15,6 +15,13 @@
 #   hist/dma_map_sg       scatterlist mappings per device (6.12)
 #   iommu                 "group=N type=T dev=D" per device in an IOMMU group
 #                         (type: DMA strict, DMA-FQ lazy, identity); empty: none
+#   zoneinfo buddyinfo extfrag/unusable_index extfrag/extfrag_index
+#                         zones and fragmentation, one awk, each file cut at 256 KiB
+#   slab_debug            store_user=N (kmalloc caches storing their user: slub_debug U)
+#                         and alloc_traces=N (files read); only where /sys/kernel/slab is
+#   alloc_traces/<cache>  each kmalloc cache's alloc_traces (U only), read last, cut at a
+#                         line (1 MiB a file, 8 MiB in all) and marked "kharness: cut at N bytes"
+#   after_traces/slabinfo after_traces/vmstat   read again after them: what reading left
 #   end                   "ok": the output was not cut off
 # A missing source is a missing section; errors reading one go into its
 # section for the host to report. Always exits 0. Read-only, except that it
