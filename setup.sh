@@ -30,6 +30,7 @@ test_packages=(
     linux-source-6.1         # the kernel tree the build test builds (tests/test_check_build.py)
     chromium                 # headless, for the test that opens report.html in a browser
     busybox                  # guest scripts' tests run under busybox sh too
+    dropbear-bin             # dropbearkey: tests check the guest host key it reads (tests/test_initramfs_keys.py)
     groff-base               # the man page test renders `kharness man`
     lava-common              # LAVA's job schema: every generated job is validated (tests/test_lava_job.py)
     lava-dispatcher          # lava-run: a generated qemu job really runs (tests/test_lava_run.py)
