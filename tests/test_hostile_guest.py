@@ -18,7 +18,7 @@ from harness.config.load import load
 from harness.errors import EXIT_INFRA
 from harness.formats import junit
 from harness.results import load_run
-from harness.run.cell import _workload_metrics
+from harness.run.cell import workload_metrics
 from harness.run.runner import RunOptions, run
 from harness.workloads import load as load_workload
 from tests.fakes.guest import fake_boot
@@ -31,7 +31,7 @@ CONFIG = "name: h\ndefaults: {workloads: [dd-direct]}\ninclude: [{kernel: trixie
                                    "-1e400", "1e31", "1_000", "0x10", "1e", ".", "", "١٢", "1.5.2",
                                    "9" * 100])
 def test_a_value_that_is_no_finite_number_fails_the_workload(token: str) -> None:
-    metrics, bad = _workload_metrics(f"metric dd.requests {token}\n", load_workload("dd-direct"))
+    metrics, bad = workload_metrics(f"metric dd.requests {token}\n", load_workload("dd-direct"))
     assert metrics == []
     assert bad and ("not a finite number" in bad[0] or "malformed" in bad[0])
 
@@ -39,13 +39,13 @@ def test_a_value_that_is_no_finite_number_fails_the_workload(token: str) -> None
 @pytest.mark.parametrize("token,value", [("10", 10.0), ("-2.5", -2.5), ("1e3", 1000.0), (".5", 0.5),
                                          ("+7.", 7.0), ("1e30", 1e30)])
 def test_plain_numbers_are_taken(token: str, value: float) -> None:
-    metrics, bad = _workload_metrics(f"metric dd.requests {token}\n", load_workload("dd-direct"))
+    metrics, bad = workload_metrics(f"metric dd.requests {token}\n", load_workload("dd-direct"))
     assert bad == [] and [m.value for m in metrics] == [value]
 
 
 def test_a_metric_is_taken_once_and_collector_names_are_not_the_workloads() -> None:
     text = "metric dd.requests 1\nmetric dd.requests 2\nmetric swiotlb.bounces 0\nmetric fio.x.read.iops 9\n"
-    metrics, bad = _workload_metrics(text, load_workload("dd-direct"))
+    metrics, bad = workload_metrics(text, load_workload("dd-direct"))
     assert [(m.name, m.value) for m in metrics] == [("dd.requests", 1.0)]
     assert any("given twice" in b for b in bad)
     assert sum("collector's" in b for b in bad) == 2

@@ -50,7 +50,7 @@ from harness.machine.guest import scan_console
 from harness.model import Expectation, Metric, TestResult, worst
 from harness.results import RepRecord
 from harness.run import expect, runner, sampling
-from harness.run.cell import _workload_metrics  # the one reader of `metric NAME VALUE` lines
+from harness.run.cell import workload_metrics  # the one reader of `metric NAME VALUE` lines
 from harness.run.snapshots import save_raw
 from harness.workloads import Workload
 from harness.workloads import load as load_workload
@@ -272,7 +272,7 @@ def _workload(rep: _Rep, wl: Workload, params: dict[str, Any], pagesize: int | N
         out = text = out[:WORKLOAD_LIMIT]
     atomic.write_text(rep.path / "raw" / f"workload-{wl.name}.txt",
                       out + (f"\n--- stderr ---\n{p.err}" if p.err else ""))
-    metrics, bad = _workload_metrics(text, wl)
+    metrics, bad = workload_metrics(text, wl)
     fio_metrics, fio_bad = derived.fio_report(text, wl.name)
     rep.metrics += metrics + fio_metrics
     bad += fio_bad

@@ -227,7 +227,7 @@ def _run_workload(guest: Guest, state: _Rep, wl: Workload, params: dict[str, obj
     if res.truncated:
         state.problems.append(f"{wl.name}: output cut at {RAW_OUTPUT_LIMIT} bytes")
     atomic.write_bytes(state.path / "raw" / f"workload-{wl.name}.txt", out)
-    metrics, bad = _workload_metrics(res.text, wl)
+    metrics, bad = workload_metrics(res.text, wl)
     fio_metrics, fio_bad = derived.fio_report(res.text, wl.name)
     state.metrics += metrics + fio_metrics
     bad += fio_bad
@@ -259,7 +259,7 @@ def _device_env(wl: Workload) -> dict[str, str]:
     return env
 
 
-def _workload_metrics(text: str, wl: Workload) -> tuple[list[Metric], list[str]]:
+def workload_metrics(text: str, wl: Workload) -> tuple[list[Metric], list[str]]:
     """`metric <name> <value>` lines; malformed ones are reported (the workload fails), not trusted.
 
     The guest is the kernel under test: a value must be a plain finite decimal
