@@ -207,14 +207,7 @@ def parse(sections: Mapping[str, str]) -> Snapshot:
     problems = list(sections.problems) if isinstance(sections, Sections) else []
 
     def attempt(name: str, parser: Callable[[str], T]) -> T | None:
-        if name not in sections:
-            problems.append(f"{name}: section missing")
-            return None
-        try:
-            return parser(sections[name])
-        except ParseError as exc:
-            problems.append(str(exc))
-            return None
+        return _parsed(sections, name, parser, problems, required=True)
 
     probe = _probe(sections.get("probe", ""))
     snap = Snapshot(
@@ -297,15 +290,23 @@ def _bounces(
     return found
 
 
-def _optional_hist(sections: Mapping[str, str], name: str, problems: list[str]) -> tuple[hist.Histogram, ...] | None:
-    """A histogram of an event that only some kernels have: absent is no problem, broken is."""
+def _parsed(sections: Mapping[str, str], name: str, parser: Callable[[str], T], problems: list[str],
+            *, required: bool) -> T | None:
+    """One section parsed; a broken one, or a missing one that is `required`, is a problem and None."""
     if name not in sections:
+        if required:
+            problems.append(f"{name}: section missing")
         return None
     try:
-        return hist.parse(sections[name])
+        return parser(sections[name])
     except ParseError as exc:
         problems.append(str(exc))
         return None
+
+
+def _optional_hist(sections: Mapping[str, str], name: str, problems: list[str]) -> tuple[hist.Histogram, ...] | None:
+    """A histogram of an event that only some kernels have: absent is no problem, broken is."""
+    return _parsed(sections, name, hist.parse, problems, required=False)
 
 
 # --- metrics --------------------------------------------------------------
@@ -531,13 +532,7 @@ def _zones_and_callers(snap: Snapshot, sections: Mapping[str, str], problems: li
     without debugfs extfrag, a boot without slub_debug U); a broken one is a problem."""
 
     def optional(name: str, parser: Callable[[str], T]) -> T | None:
-        if name not in sections:
-            return None
-        try:
-            return parser(sections[name])
-        except ParseError as exc:
-            problems.append(str(exc))
-            return None
+        return _parsed(sections, name, parser, problems, required=False)
 
     debug = _probe(sections.get("slab_debug", ""))
     users = debug.get("store_user", "")
