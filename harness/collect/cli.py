@@ -206,6 +206,14 @@ class Source:
     pagesize: int | None = None  # the guest's, when the run saved it
 
 
+
+def _must_exist(given: Path) -> None:
+    if not given.exists() and not given.is_symlink():
+        raise UsageError(f"cannot read {given}: it does not exist",
+                         "give a result, cell or repetition directory, or an alloc_traces file")
+
+
+
 def find_source(given: Path, cell: str | None = None, rep: int | None = None) -> Source:
     """The slabinfo FILE|DIR names: the file itself, or a directory's boot slabinfo."""
     if not given.is_dir():
@@ -390,6 +398,7 @@ class Traces:
 
 def find_traces(given: Path, cell: str | None, rep: int | None, at: str, cache: str | None) -> Traces:
     """The alloc_traces FILE|DIR names (see the module's docstring)."""
+    _must_exist(given)
     if not given.is_dir():
         if cell is not None or rep is not None:
             raise UsageError(f"{given}: --cell and --rep need a result directory, not a file",
