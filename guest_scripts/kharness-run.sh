@@ -6,11 +6,16 @@
 # where the serial is, as the device kind declares it (harness/devices/):
 #   block  /sys/block/<name>/serial or .../device/serial (virtio-blk, nvme; the default)
 #   usb    the serial of the USB device some levels above the disk (usb-storage)
+# KH_DISKS=0: the workload has no disks (nothing is searched).
 set -eu
 
+# Under TCG a fork costs milliseconds and this wraps every workload: the
+# search is shell builtins, but for the USB walk's readlink.
+
+# serial_of_HOW BLOCKDIR: set $got to the disk's serial (spaces removed).
 serial_of_block() {
     for f in "$1/serial" "$1/device/serial"; do
-        [ -r "$f" ] && { tr -d ' \n' < "$f"; return 0; }
+        [ -r "$f" ] && { read_serial "$f"; return 0; }
     done
     return 1
 }
@@ -19,7 +24,7 @@ serial_of_usb() {
     d=$(readlink -f "$1/device" 2>/dev/null || true)
     while [ -n "$d" ] && [ "$d" != "/" ] && [ "$d" != "/sys" ]; do
         if [ -r "$d/serial" ] && [ -r "$d/idVendor" ]; then
-            tr -d ' \n' < "$d/serial"
+            read_serial "$d/serial"
             return 0
         fi
         d=${d%/*}
@@ -27,26 +32,46 @@ serial_of_usb() {
     return 1
 }
 
+read_serial() {
+    got=""
+    read -r got <"$1" || [ -n "$got" ] || return 0
+    while :; do
+        case $got in *' '*) got=${got%% *}${got#* } ;; *) break ;; esac
+    done
+}
+
+# find_disk SERIAL HOW: set $dev to /dev/<name> of the disk with that serial.
 find_disk() {
-    want=$1 how=$2
     for b in /sys/block/*; do
-        got=$("serial_of_$how" "$b" 2>/dev/null) || continue
-        [ "$got" = "$want" ] && { echo "/dev/${b##*/}"; return 0; }
+        "serial_of_$2" "$b" 2>/dev/null || continue
+        [ "$got" = "$1" ] && { dev=/dev/${b##*/}; return 0; }
     done
     return 1
 }
 
-for var in $(env | sed -n 's/^KH_SERIAL_\([A-Z0-9_]*\)=.*/\1/p'); do
+# The KH_SERIAL_<ID> variables, read from `set` (a builtin) through a file;
+# KH_DISKS=0 (the host's word for "no disks") skips the search.
+ids=""
+if [ "${KH_DISKS:-1}" != 0 ]; then
+    vars=${TMPDIR:-/tmp}/kharness-run.$$
+    set >"$vars"
+    while read -r line; do
+        case $line in KH_SERIAL_*=*) v=${line%%=*}; ids="$ids ${v#KH_SERIAL_}" ;; esac
+    done <"$vars"
+    rm -f "$vars"
+fi
+for var in $ids; do
+    case $var in *[!A-Z0-9_]*) continue ;; esac
     eval "serial=\$KH_SERIAL_$var how=\${KH_FIND_$var:-block}"
     case $how in
         block|usb) ;;
         *) echo "kharness-run: KH_FIND_$var=$how: expected block or usb" >&2; exit 97 ;;
     esac
     i=0
-    until dev=$(find_disk "$serial" "$how"); do
+    until find_disk "$serial" "$how"; do
         i=$((i + 1))
-        [ "$i" -lt 50 ] || { echo "kharness-run: no disk with serial $serial" >&2; exit 97; }
-        sleep 0.1
+        [ "$i" -lt 100 ] || { echo "kharness-run: no disk with serial $serial" >&2; exit 97; }
+        sleep 0.05
     done
     export "KH_DEV_$var=$dev"
 done

@@ -59,13 +59,19 @@ sampler() {
 }
 
 # family PID: "<ticks> <pids>": CPU time of PID and its descendants, and their pids.
+# One awk reads every /proc/<pid>/stat itself (a process gone meanwhile is skipped).
 family() {
-	cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="$1" '{
-		pid = $1
-		sub(/^.*\) /, "")  # the command name may hold spaces: fields count from after it
-		parent[pid] = $2
-		ticks[pid] = $12 + $13 + $14 + $15
-	} END {
+	set -- "$1" /proc/[0-9]*/stat
+	awk -v p="$1" 'BEGIN {
+		for (i = 2; i < ARGC; i++) {
+			if ((getline line < ARGV[i]) <= 0) continue
+			close(ARGV[i])
+			pid = line; sub(/ .*/, "", pid)
+			sub(/^.*\) /, "", line)  # the command name may hold spaces: fields count from after it
+			n = split(line, f, " ")
+			parent[pid] = f[2]
+			ticks[pid] = f[12] + f[13] + f[14] + f[15]
+		}
 		keep[p] = 1
 		for (grew = 1; grew; ) {
 			grew = 0
@@ -73,23 +79,28 @@ family() {
 		}
 		for (q in keep) if (q in ticks) { t += ticks[q]; ids = ids " " q }
 		print t + 0 ids
-	}'
+	}' "$@"
 }
 
 stop_loop() {
 	[ -s "$DIR/pid" ] || return 1
-	pid=$(cat "$DIR/pid")
+	read -r pid <"$DIR/pid"
 	rm -f "$DIR/pid"
 	# shellcheck disable=SC2046
 	set -- $(family "$pid")
 	used=$1
 	shift
 	[ "$#" -gt 0 ] && kill "$@" 2>/dev/null
+	# Wait for it to go, sleeping with read -t on the tick FIFO (no process);
+	# a shell without read -t sleeps.
+	exec 4<>"$DIR/tick"
 	i=0
-	while [ -d "/proc/$pid" ] && [ "$i" -lt 50 ]; do
+	while [ -d "/proc/$pid" ] && [ "$i" -lt 250 ]; do
 		i=$((i + 1))
-		sleep 0.05
+		read -r -t 0.01 -u 4 _ 2>/dev/null
+		[ "$?" = 1 ] || sleep 0.01
 	done
+	exec 4<&-
 	echo "$used"
 }
 

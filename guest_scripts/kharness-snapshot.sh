@@ -16,7 +16,8 @@
 #   iommu                 "group=N type=T dev=D" per device in an IOMMU group
 #                         (type: DMA strict, DMA-FQ lazy, identity); empty: none
 #   zoneinfo buddyinfo extfrag/unusable_index extfrag/extfrag_index
-#                         zones and fragmentation, one awk, each file cut at 256 KiB
+#                         zones and fragmentation
+#                         (every file above whole, but cut at 256 KiB)
 #   slab_debug            store_user=N (kmalloc caches storing their user: slub_debug U)
 #                         and alloc_traces=N (files read); only where /sys/kernel/slab is
 #   alloc_traces/<cache>  each kmalloc cache's alloc_traces (U only), read last, cut at a
@@ -31,50 +32,86 @@ R=${KH_SYSROOT:-}
 DBG=$R/sys/kernel/debug
 TRC=$R/sys/kernel/tracing
 
+# This runs around every workload, and under TCG a fork+exec costs
+# milliseconds: the probe is shell builtins only, and one awk reads every
+# file (a cat per file cost 0.3 s a snapshot).
+nonempty() { set -- "$1"/*; [ -e "$1" ] || [ -L "$1" ]; }
 if [ -z "$R" ]; then
-	[ -n "$(ls -A "$DBG" 2>/dev/null)" ] || mount -t debugfs debugfs "$DBG" 2>/dev/null
+	nonempty "$DBG" || mount -t debugfs debugfs "$DBG" 2>/dev/null
 	[ -d "$TRC/events" ] || mount -t tracefs tracefs "$TRC" 2>/dev/null
 fi
 [ -d "$TRC/events" ] || TRC=$DBG/tracing  # kernels without /sys/kernel/tracing
 EVENT=$TRC/events/swiotlb/swiotlb_bounced
 
 section() { printf '@@kharness-section %s@@\n' "$1"; }
-# The echo ends a file that lacks a final newline, so the next section line
-# always starts a line of its own.
-dump() { section "$1"; cat "$2" 2>&1; echo; }
-yesno() { if "$@"; then echo yes; else echo no; fi; }
+# fact KEY TEST...: "KEY=yes" if TEST succeeds, else "KEY=no".
+fact() {
+	k=$1
+	shift
+	if "$@"; then echo "$k=yes"; else echo "$k=no"; fi
+}
+armed() {
+	[ -r "$R/run/kharness-trace.txt" ] || return 1
+	while read -r line; do
+		case $line in "kharness-trace: ok"*) return 0 ;; esac
+	done <"$R/run/kharness-trace.txt"
+	return 1
+}
 
 section probe
-echo "debugfs=$(yesno [ -n "$(ls -A "$DBG" 2>/dev/null)" ])"
-echo "tracefs=$(yesno [ -d "$TRC/events" ])"
-echo "swiotlb_dir=$(yesno [ -d "$DBG/swiotlb" ])"
-echo "bounce_event=$(yesno [ -d "$EVENT" ])"
-echo "hist=$(yesno [ -f "$EVENT/hist" ])"
-echo "armed_at_init=$(yesno grep -qs '^kharness-trace: ok' "$R/run/kharness-trace.txt")"
+fact debugfs nonempty "$DBG"
+fact tracefs [ -d "$TRC/events" ]
+fact swiotlb_dir [ -d "$DBG/swiotlb" ]
+fact bounce_event [ -d "$EVENT" ]
+fact hist [ -f "$EVENT/hist" ]
+fact armed_at_init armed
 
 section pagesize
-grep KernelPageSize "$R/proc/self/smaps" 2>&1 | head -n 1
-dump uptime "$R/proc/uptime"
-dump slabinfo "$R/proc/slabinfo"
-dump meminfo "$R/proc/meminfo"
-dump vmstat "$R/proc/vmstat"
+while read -r line; do
+	case $line in KernelPageSize:*) echo "$line"; break ;; esac
+done <"$R/proc/self/smaps"
 
+# Sections and their files, as pairs NAME FILE for the awk.
+set -- uptime "$R/proc/uptime" slabinfo "$R/proc/slabinfo" meminfo "$R/proc/meminfo" vmstat "$R/proc/vmstat"
 for f in "$DBG"/swiotlb/*; do
 	n=${f##*/}
 	# The name becomes a path on the host: only plain names pass.
 	case $n in *[!a-z0-9_.-]* | .*) continue ;; esac
-	[ -f "$f" ] && dump "swiotlb/$n" "$f"
+	[ -f "$f" ] && set -- "$@" "swiotlb/$n" "$f"
 done
-
-[ -f "$EVENT/hist" ] && dump hist/swiotlb_bounced "$EVENT/hist"
+[ -f "$EVENT/hist" ] && set -- "$@" hist/swiotlb_bounced "$EVENT/hist"
 for e in dma_map_page dma_map_sg; do
-	[ -f "$TRC/events/dma/$e/hist" ] && dump "hist/$e" "$TRC/events/dma/$e/hist"
+	[ -f "$TRC/events/dma/$e/hist" ] && set -- "$@" "hist/$e" "$TRC/events/dma/$e/hist"
 done
+# Zones and fragmentation (harness/collect/zones.py): zoneinfo, buddyinfo,
+# extfrag/unusable_index and extfrag/extfrag_index (debugfs,
+# CONFIG_COMPACTION); vmstat has the compact_*/pgmigrate_* counters.
+for f in "$R/proc/zoneinfo" "$R/proc/buddyinfo" "$DBG/extfrag/unusable_index" "$DBG/extfrag/extfrag_index"; do
+	n=${f##*/}
+	case $n in *_index) n=extfrag/$n ;; esac
+	[ -r "$f" ] && set -- "$@" "$n" "$f"
+done
+# Each file whole, the zone files cut at 256 KiB (at a line); one that cannot
+# be read says so in its section. All in BEGIN: awk opens no operand itself.
+awk -v max=262144 'BEGIN {
+	for (i = 1; i + 1 < ARGC; i += 2) {
+		print "@@kharness-section " ARGV[i] "@@"
+		cap = ARGV[i] ~ /^(zoneinfo|buddyinfo|extfrag\/)/
+		size = 0
+		while ((got = (getline line < ARGV[i + 1])) > 0) {
+			size += length(line) + 1
+			if (!cap || size <= max) print line
+		}
+		if (got < 0) print "kharness-snapshot: cannot read " ARGV[i + 1]
+		close(ARGV[i + 1])
+	}
+}' "$@"
 
 section iommu
 for g in "$R"/sys/kernel/iommu_groups/*; do
 	[ -d "$g" ] || continue
-	t=$(cat "$g/type" 2>/dev/null)
+	t=""
+	[ -r "$g/type" ] && read -r t <"$g/type"
 	for d in "$g"/devices/*; do
 		[ -e "$d" ] && echo "group=${g##*/} type=${t:-unknown} dev=${d##*/}"
 	done
@@ -82,19 +119,6 @@ done
 
 # The high-water mark counts from here: each snapshot's is its workload's own.
 [ -z "$R" ] && [ -w "$DBG/swiotlb/io_tlb_used_hiwater" ] && echo 0 > "$DBG/swiotlb/io_tlb_used_hiwater"
-
-# Zones and fragmentation (harness/collect/zones.py), all in one awk (one fork,
-# bounded): sections zoneinfo, buddyinfo, extfrag/unusable_index and
-# extfrag/extfrag_index (debugfs, CONFIG_COMPACTION). A file that is not
-# there is a missing section; vmstat above has the compact_*/pgmigrate_* counters.
-set --
-for f in "$R/proc/zoneinfo" "$R/proc/buddyinfo" "$DBG/extfrag/unusable_index" "$DBG/extfrag/extfrag_index"; do
-	[ -r "$f" ] && set -- "$@" "$f"
-done
-[ $# -gt 0 ] && awk -v max=262144 '
-	FNR == 1 { n = FILENAME; sub(".*/", "", n); if (n ~ /_index$/) n = "extfrag/" n
-		print "@@kharness-section " n "@@"; size = 0 }
-	{ size += length($0) + 1; if (size <= max) print }' "$@"
 
 # Who allocates (harness/collect/alloc_traces.py): with slub_debug U on the
 # kmalloc caches (slub_debug=U,kmalloc-*; 6.12 also slab_debug=), SLUB keeps

@@ -142,7 +142,7 @@ def test_a_device_kind_is_one_file(toy_kind: Path) -> None:
     config = toy_kind / ".config"
     config.write_text("CONFIG_TOY_BLK=m\n")
     assert kconfig.driver_status(config=config)["toy_blk"] == "module"
-    assert cell._device_env(wl) == {"KH_SERIAL_TOY": "toy", "KH_FIND_TOY": "usb"}
+    assert cell._device_env(wl) == {"KH_SERIAL_TOY": "toy", "KH_FIND_TOY": "usb", "KH_DISKS": "1"}
 
 
 def test_an_unknown_device_kind_names_the_known_ones() -> None:

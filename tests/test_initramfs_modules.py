@@ -165,3 +165,18 @@ def test_device_kinds_have_module_lists() -> None:
 
     assert all(kind.modules for kind in devices.kinds().values() if kind.role != "iommu")
     assert set(devices.get("virtio-net").modules) == {"virtio_pci", "virtio_net"}
+
+
+def test_early_modules_load_before_ready_and_the_rest_after(tmp_path: Path) -> None:
+    """The SSH NIC's driver (and what it needs) before init's READY line; the rest after it."""
+    mdir = _tree(tmp_path, with_dep=True)
+    p = modules.plan(mdir, ["virtio_blk", "virtio_net"], early=["virtio_net"])
+    assert [m.name for m in p.order[:p.ready_at]] == ["failover", "net_failover", "virtio_net"]
+    assert [m.name for m in p.order[p.ready_at:]] == ["virtio_blk"]
+    layer = modules.build_modules_layer(mdir, ["virtio_blk", "virtio_net"], root=tmp_path / "c",
+                                        early=["virtio_net"])
+    entries = {e.name: e for e in cpio.read(layer.path.read_bytes())}
+    listing = [line.rsplit("/", 1)[-1] for line in entries[modules.LIST_PATH].data.decode().splitlines()]
+    assert listing == ["failover.ko", "net_failover.ko", "virtio_net.ko", modules.READY_LINE, "virtio_blk.ko"]
+    # where READY falls is part of the cache key
+    assert modules.build_modules_layer(mdir, ["virtio_blk", "virtio_net"], root=tmp_path / "c").path != layer.path

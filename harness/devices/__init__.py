@@ -88,7 +88,8 @@ class DeviceKind:
 
 # The devices every guest has, whatever its workloads: the NIC that SSH goes
 # through and the entropy source.
-EVERY_GUEST = ("virtio-net", "virtio-rng")
+SSH_NIC = "virtio-net"
+EVERY_GUEST = (SSH_NIC, "virtio-rng")
 
 
 def kinds() -> dict[str, DeviceKind]:
@@ -130,6 +131,15 @@ def modules_for(kind_names: Iterable[str], iommu: str = "none") -> tuple[str, ..
     first = get(iommu).modules if iommu != "none" else ()
     wanted = [*first, *(m for name in (*EVERY_GUEST, *kind_names) for m in get(name).modules)]
     return tuple(dict.fromkeys(wanted))
+
+
+def ssh_modules(iommu: str = "none") -> tuple[str, ...]:
+    """What the guest loads before it says READY: the IOMMU's modules, then the SSH NIC's.
+
+    The rest (entropy, the workloads' devices) load while the host connects.
+    """
+    first = get(iommu).modules if iommu != "none" else ()
+    return tuple(dict.fromkeys((*first, *get(SSH_NIC).modules)))
 
 
 def every_build_options() -> tuple[str, ...]:

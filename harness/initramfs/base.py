@@ -20,6 +20,7 @@ import hashlib
 import importlib.resources
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -36,14 +37,15 @@ from harness.errors import CommandError, InfraError, UsageError
 from harness.initramfs import cpio, elf
 from harness.model import DEFAULT_MIRROR, Arch
 
-LAYOUT = 2  # bump when what goes into the layer changes, so old entries are not reused
+LAYOUT = 3  # bump when what goes into the layer changes, so old entries are not reused
 DEFAULT_SUITE = "bookworm"
 LAYER_NAME = "base.cpio"
 MMDEBSTRAP_TIMEOUT = 1800  # seconds; a stalled mirror must not hang a CI job forever
 
 # (Debian package, guest programs it provides). Libraries come by themselves.
-# busybox's applet links are made at boot by `busybox --install -s`, so the
-# applet list always matches the binary.
+# busybox's applet links are made here, from the applet list in the binary
+# (busybox_applets): `busybox --install -s` at boot cost tens of milliseconds
+# of every TCG boot. init still runs it if the list could not be read.
 CORE_PROGRAMS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("busybox-static", ("/bin/busybox",)),
     ("dropbear-bin", ("/usr/sbin/dropbear",)),
@@ -240,7 +242,39 @@ def skeleton(tree: Path, nodes: list[elf.Node]) -> list[cpio.Member]:
     busybox = [n.path for n in nodes if n.path.endswith("/busybox") and n.kind == "file"]
     if not busybox:
         raise UsageError("no busybox among the base programs", "keep busybox-static in PROGRAMS")
-    sh = f"{PurePosixPath(busybox[0]).parent}/sh"
-    if sh not in have:  # the #! of /init, before `busybox --install` has run
+    bindir = PurePosixPath(busybox[0]).parent
+    source = next(n.source for n in nodes if n.path == busybox[0])
+    assert source is not None
+    sh = f"{bindir}/sh"
+    if sh not in have:  # the #! of /init
         members.append(cpio.symlink(sh, "busybox"))
+    shipped = {PurePosixPath(p).name for p in have}  # a Debian program beats an applet
+    members += [cpio.symlink(f"{bindir}/{name}", "busybox")
+                for name in busybox_applets(source.read_bytes())
+                if name not in shipped and name not in ("sh", "busybox")]
+    members.append(cpio.symlink("var/run", "../run"))
     return members
+
+
+_APPLET = re.compile(rb"[a-z0-9\[][a-z0-9._\[-]*")
+
+
+def busybox_applets(binary: bytes) -> list[str]:
+    """The applet names compiled into a busybox binary, or [] if none are found.
+
+    busybox keeps them as one sorted, NUL-separated table that begins with
+    "[" and "[[" (applet_names[] in libbb/appletlib.c); read from the file,
+    since the guest's busybox may be another arch's. Anything else that looks
+    like the table but is not sorted, or is short, is refused.
+    """
+    start = binary.find(b"\0[\0[[\0")
+    if start < 0:
+        return []
+    names: list[bytes] = []
+    for token in binary[start + 1: start + 1 + 65536].split(b"\0"):
+        if not token:
+            break
+        if not _APPLET.fullmatch(token) or (names and token <= names[-1]) or len(token) > 32:
+            return []
+        names.append(token)
+    return [n.decode() for n in names] if len(names) >= 50 else []

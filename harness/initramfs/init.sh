@@ -2,22 +2,40 @@
 # kharness guest init: PID 1 of every guest, installed as /init.
 #
 # Contract with the host (see harness/initramfs/base.py):
-#   reads   /etc/kharness/modules   module paths, one per line, loaded in order
+#   reads   /etc/kharness/modules   module paths, one per line, loaded in order;
+#                                   those after a "# ready" line load after READY
 #           /proc/cmdline           "kharness.selftest": check, report, power off
 #                                   "kharness.ssh_mac=<mac>": the SSH NIC (default eth0)
 #   runs    /kharness/scripts/kharness-trace.sh before the modules, output in /run/kharness-trace.txt
+#   writes  /run/kharness-boot.times        "<phase> <uptime>" as each phase of init ends
+#           /run/kharness-init.done         "ok modules=<n>" once every module is in,
+#                                           "error: <what>" if init gave up after READY
 #   prints  KHARNESS-READY release=<uname -r>          SSH is up, workloads may start
 #           KHARNESS-SELFTEST ok release=<r> modules=<n>   (selftest only)
 #           KHARNESS-INIT-ERROR: <what>                 init gave up; the guest stays up
 #           KHARNESS-INIT-WARN: <what>                  something optional is missing
 # PID 1 must never exit (the kernel would panic), so every path ends in the
 # wait loop at the bottom.
+#
+# Boot time is the cost of every repetition, and under TCG a fork+exec costs
+# milliseconds: init uses shell builtins where it can, busybox's applet links
+# come in the base layer (made on the host), and dropbear starts in the
+# background as soon as /dev is there, so its start-up runs on the other vCPU
+# while the histograms are armed and the modules load.
 
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 HOME=/root
 export PATH HOME
 
 say() { echo "$*" > /dev/console; }
+
+# stamp PHASE: note the guest's uptime as PHASE ends (written out before READY).
+times=""
+stamp() {
+    read -r up _ < /proc/uptime
+    times="$times$1 $up
+"
+}
 
 selftest=0
 loaded=0
@@ -27,6 +45,7 @@ loaded=0
 # what failed.
 fail() {
     say "KHARNESS-INIT-ERROR: $*"
+    echo "error: $*" > /run/kharness-init.done
     [ "$selftest" = 1 ] && /bin/busybox poweroff -f
     idle
 }
@@ -36,13 +55,14 @@ idle() {
 }
 
 mount_early() {
-    # After /proc: `busybox --install` finds itself through /proc/self/exe.
-    /bin/busybox --install -s || fail "busybox --install"
+    # The base layer has the applet links; a base without them (a busybox
+    # whose applet list the host could not read) gets them here. After /proc:
+    # `busybox --install` finds itself through /proc/self/exe.
+    [ -e /bin/mount ] || /bin/busybox --install -s || fail "busybox --install"
     mount -t sysfs sysfs /sys || fail "mount sysfs"
     mount -t devtmpfs devtmpfs /dev || fail "mount devtmpfs"
-    mkdir -p /dev/pts /run /tmp /var
+    mkdir -p /dev/pts
     mount -t devpts devpts /dev/pts || fail "mount devpts"
-    [ -e /var/run ] || ln -s ../run /var/run
     # Collectors read swiotlb and slab debugfs files and tracepoints; a kernel
     # without them still boots, the collectors then report what is missing.
     mount -t debugfs debugfs /sys/kernel/debug || say "KHARNESS-INIT-WARN: no debugfs"
@@ -61,10 +81,16 @@ arm_trace() {
     cat /proc/slabinfo > /run/slabinfo-after-trace 2>/dev/null
 }
 
+# load_modules early|late: the modules before the "# ready" line, or after it.
 load_modules() {
     [ -f /etc/kharness/modules ] || return 0
+    part=early
     while read -r module; do
-        case "$module" in ''|'#'*) continue ;; esac
+        case "$module" in
+            '# ready') part=late; continue ;;
+            ''|'#'*) continue ;;
+        esac
+        [ "$part" = "$1" ] || continue
         insmod "$module" || fail "insmod $module"
         loaded=$((loaded + 1))
     done < /etc/kharness/modules
@@ -74,10 +100,10 @@ network() {
     ip link set lo up || fail "lo up"
     # virtio-net probes at insmod; give a slow (TCG) guest a moment anyway.
     tries=0
-    until nic=$(ssh_nic); do
+    until ssh_nic; do
         tries=$((tries + 1))
-        [ "$tries" -gt 50 ] && fail "no SSH NIC $nic (is virtio_net in /etc/kharness/modules?)"
-        sleep 0.1
+        [ "$tries" -gt 100 ] && fail "no SSH NIC $nic (is virtio_net in /etc/kharness/modules?)"
+        sleep 0.05
     done
     # QEMU user networking: guest 10.0.2.15, gateway and host 10.0.2.2.
     ip addr add 10.0.2.15/24 dev "$nic" || fail "$nic address"
@@ -85,45 +111,60 @@ network() {
     ip route add default via 10.0.2.2 || fail "default route"
 }
 
-# ssh_nic: print the SSH interface's name: the one with the MAC given as
-# kharness.ssh_mac= (so a second NIC cannot take its place), else eth0.
-# Fails (printing what it looked for) while that interface does not exist.
+# ssh_nic: set $nic to the SSH interface's name: the one with the MAC given
+# as kharness.ssh_mac= (so a second NIC cannot take its place), else eth0.
+# Fails (with $nic saying what it looked for) while that interface does not exist.
 ssh_nic() {
-    mac=$(sed -n 's/.*kharness\.ssh_mac=\([0-9A-Fa-f:]*\).*/\1/p' /proc/cmdline | tr A-F a-f)
+    mac=""
+    read -r cmdline < /proc/cmdline
+    for word in $cmdline; do
+        case "$word" in kharness.ssh_mac=*) mac=${word#kharness.ssh_mac=} ;; esac
+    done
+    case "$mac" in *[A-F]*) mac=$(echo "$mac" | tr A-F a-f) ;; esac  # sysfs has lower case
     if [ -z "$mac" ]; then
-        echo eth0
+        nic=eth0
         [ -e /sys/class/net/eth0 ]
         return
     fi
     for dev in /sys/class/net/*; do
-        [ "$(cat "$dev/address" 2>/dev/null)" = "$mac" ] && { echo "${dev##*/}"; return 0; }
+        [ -r "$dev/address" ] || continue
+        read -r address < "$dev/address"
+        [ "$address" = "$mac" ] && { nic=${dev##*/}; return 0; }
     done
-    echo "with MAC $mac"
+    nic="with MAC $mac"
     return 1
 }
 
-sshd() {
+# start_sshd: start dropbear in the background (it binds 0.0.0.0:22, so it
+# needs no NIC yet); wait_sshd collects it.
+start_sshd() {
     key=/etc/dropbear/dropbear_ed25519_host_key
     [ -f "$key" ] || fail "no SSH host key $key (run layer missing?)"
     # -s -g: keys only, never passwords; -E: log to a file the host can fetch.
-    dropbear -r "$key" -s -g -p 22 -P /run/dropbear.pid -E 2>>/run/dropbear.log \
-        || fail "dropbear did not start: $(tail -n 1 /run/dropbear.log)"
+    dropbear -r "$key" -s -g -p 22 -P /run/dropbear.pid -E 2>>/run/dropbear.log &
+    sshd_pid=$!
+}
+
+wait_sshd() {
+    wait "$sshd_pid" || fail "dropbear did not start: $(tail -n 1 /run/dropbear.log)"
     # dropbear returns before its daemon listens; READY must mean "connect now".
     tries=0
-    until listening 22; do
+    until listening; do
         tries=$((tries + 1))
-        [ "$tries" -gt 100 ] && fail "dropbear is not listening: $(tail -n 1 /run/dropbear.log)"
-        sleep 0.1
+        [ "$tries" -gt 500 ] && fail "dropbear is not listening: $(tail -n 1 /run/dropbear.log)"
+        sleep 0.02
     done
 }
 
-# listening PORT: is a TCP socket in LISTEN state (0A) on PORT, IPv4 or IPv6?
+# listening: is a TCP socket in LISTEN state (0A) on port 22 (:0016), IPv4 or IPv6?
 listening() {
-    set -- "$(printf ':%04X' "$1")" /proc/net/tcp
-    [ -e /proc/net/tcp6 ] && set -- "$@" /proc/net/tcp6
-    port=$1
-    shift
-    awk -v p="$port" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }' "$@"
+    for table in /proc/net/tcp /proc/net/tcp6; do
+        [ -r "$table" ] || continue
+        while read -r _ local _ state _; do
+            [ "$state" = 0A ] && case "$local" in *:0016) return 0 ;; esac
+        done < "$table"
+    done
+    return 1
 }
 
 selftest_checks() {
@@ -134,15 +175,28 @@ selftest_checks() {
 }
 
 /bin/busybox mount -t proc proc /proc || fail "mount proc"
-/bin/busybox grep -qw kharness.selftest /proc/cmdline && selftest=1
+read -r cmdline < /proc/cmdline
+for word in $cmdline; do [ "$word" = kharness.selftest ] && selftest=1; done
+stamp kernel
 mount_early
-hostname kharness
+echo kharness > /proc/sys/kernel/hostname
+start_sshd
+stamp mounts
 arm_trace
-load_modules
+stamp trace
+load_modules early
+stamp modules
 network
-sshd
-release=$(uname -r)
+stamp network
+wait_sshd
+stamp sshd
+printf %s "$times" > /run/kharness-boot.times
+read -r _ _ release _ < /proc/version
 say "KHARNESS-READY release=$release"
+load_modules late
+stamp late-modules
+printf %s "$times" > /run/kharness-boot.times
+echo "ok modules=$loaded" > /run/kharness-init.done
 if [ "$selftest" = 1 ]; then
     selftest_checks
     say "KHARNESS-SELFTEST ok release=$release modules=$loaded"

@@ -35,9 +35,12 @@ from harness.errors import InfraError, UsageError
 from harness.initramfs import cpio
 from harness.kernel import compression
 
-LAYOUT = 1  # bump when the layer's layout changes, so old cache entries are not reused
+LAYOUT = 2  # bump when the layer's layout changes, so old cache entries are not reused
 GUEST_MODULES = "usr/lib/modules"
 LIST_PATH = "etc/kharness/modules"
+# The line in LIST_PATH after the modules SSH needs: init says READY there and
+# loads the rest while the host connects (a comment to any other reader).
+READY_LINE = "# ready"
 LAYER_NAME = "modules.cpio"
 
 
@@ -56,11 +59,16 @@ class ModuleFile:
 
 @dataclass(frozen=True)
 class Plan:
-    """The load order (dependencies first) and the wanted modules that are built in."""
+    """The load order (dependencies first) and the wanted modules that are built in.
+
+    The first `ready_at` of `order` load before init says READY: the early
+    modules and what they need (all of them when no early ones were named).
+    """
 
     release: str
     order: tuple[ModuleFile, ...]
     builtin: tuple[str, ...]
+    ready_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,15 +91,22 @@ def module_name(path: str) -> str:
     raise UsageError(f"{path} is not a kernel module", "modules end in .ko[.xz|.zst|.gz]")
 
 
-def plan(modules_dir: Path, wanted: Iterable[str]) -> Plan:
-    """Resolve wanted modules into a load order; UsageError for unknown ones."""
+def plan(modules_dir: Path, wanted: Iterable[str], early: Iterable[str] = ()) -> Plan:
+    """Resolve wanted modules into a load order; UsageError for unknown ones.
+
+    `early` (wanted too) load first, in the order given, with what they
+    need: the SSH NIC's driver, and an IOMMU's before any device behind it.
+    """
     release = modules_dir.name
     index = _index(modules_dir)
     builtin = _builtin(modules_dir)
     deps = _deps_reader(modules_dir, index)
     order: list[str] = []
     skipped: list[str] = []
-    for name in sorted({normalize(w) for w in wanted}):
+    first = list(dict.fromkeys(normalize(e) for e in early))
+    rest = sorted({normalize(w) for w in wanted} - set(first))
+    ready_at = 0
+    for i, name in enumerate((*first, *rest)):
         if name in builtin:
             skipped.append(name)
         elif name in index:
@@ -101,11 +116,14 @@ def plan(modules_dir: Path, wanted: Iterable[str]) -> Plan:
                 f"module {name} is neither built into nor shipped with kernel {release}",
                 f"check the name, or use a kernel that has it ({modules_dir})",
             )
+        if i < len(first):
+            ready_at = len(order)
     files = tuple(
         ModuleFile(n, modules_dir / index[n], f"/{GUEST_MODULES}/{release}/{_plain(index[n])}")
         for n in order
     )
-    return Plan(release=release, order=files, builtin=tuple(skipped))
+    return Plan(release=release, order=files, builtin=tuple(sorted(skipped)),
+                ready_at=ready_at if first else len(order))
 
 
 def _visit(name: str, deps: DepsOf, order: list[str], stack: tuple[str, ...]) -> None:
@@ -232,29 +250,33 @@ def _plain(rel: str) -> str:
 def layer_members(p: Plan) -> list[cpio.Member]:
     """The decompressed modules plus /etc/kharness/modules, in load order."""
     members = [cpio.file(m.guest_path, decompress(m.source)) for m in p.order]
-    listing = "".join(f"{m.guest_path}\n" for m in p.order)
+    paths = [m.guest_path for m in p.order]
+    late = (READY_LINE, *paths[p.ready_at:]) if p.ready_at < len(paths) else ()
+    listing = "".join(f"{line}\n" for line in (*paths[:p.ready_at], *late))
     members.append(cpio.file(LIST_PATH, listing.encode()))
     return members
 
 
 def build_modules_layer(
-    modules_dir: Path, wanted: Iterable[str], root: Path | None = None
+    modules_dir: Path, wanted: Iterable[str], root: Path | None = None, early: Iterable[str] = ()
 ) -> ModulesLayer:
     """The cached modules layer for this kernel tree and module set.
 
-    Keyed by release and the content of the modules actually loaded, so two
-    module lists that resolve to the same files share one entry.
+    Keyed by release and the content of the modules actually loaded (and
+    where READY falls), so two module lists that resolve to the same files
+    share one entry.
     """
-    p = plan(modules_dir, wanted)
+    p = plan(modules_dir, wanted, early)
     hashes = [(m.name, cache.sha256_file(m.source)) for m in p.order]
-    key = cache.key_of("modules", LAYOUT, p.release, hashes)
+    key = cache.key_of("modules", LAYOUT, p.release, hashes, p.ready_at)
 
     def build(tmp: Path) -> None:
         cpio.write(layer_members(p), tmp / LAYER_NAME)
         order = [{"name": m.name, "guest_path": m.guest_path, "sha256": h} for m, (_, h)
                  in zip(p.order, hashes, strict=True)]
         write_json(tmp / "manifest.json",
-                   {"release": p.release, "builtin": list(p.builtin), "order": order})
+                   {"release": p.release, "builtin": list(p.builtin), "order": order,
+                    "ready_at": p.ready_at})
 
     entry = cache.entry("initramfs-modules", key, build, root=root)
     return ModulesLayer(path=entry / LAYER_NAME, plan=p)

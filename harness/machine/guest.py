@@ -27,6 +27,7 @@ from harness.model import Cell
 log = logging.getLogger(__name__)
 
 READY_MARKER = b"KHARNESS-READY"
+INIT_ERROR_MARKER = b"KHARNESS-INIT-ERROR"  # init gave up: no READY is coming
 LOST_GUEST_GRACE = 2.0  # seconds for QEMU to exit after the guest was lost
 
 
@@ -113,7 +114,7 @@ class QemuGuest:
         """
         self.machine.start()
         try:
-            self.ready_line = self.machine.wait_for_console(READY_MARKER, timeout)
+            self.ready_line = self.machine.wait_for_console(READY_MARKER, timeout, INIT_ERROR_MARKER)
             left = timeout - (time.monotonic() - self.machine.started_at)
             self.shell = GuestShell(self.machine.ssh_port, self.access.host_key_line, self.access.client_key)
             self.shell.connect(max(5.0, left))

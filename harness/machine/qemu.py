@@ -305,16 +305,23 @@ class QemuMachine:
             return ""
         return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
-    def wait_for_console(self, marker: bytes, timeout: float) -> str:
+    def wait_for_console(self, marker: bytes, timeout: float, give_up: bytes = b"") -> str:
         """Wait until a console line contains `marker`; return that line.
 
-        Raises GuestError if QEMU exits or the timeout passes first.
+        Raises GuestError if QEMU exits, the timeout passes, or a line with
+        `give_up` (init's error marker) comes first.
         """
         deadline = time.monotonic() + timeout
+        failed_at = self._scan_offset
         while True:
-            line = self._scan(marker)
+            line, self._scan_offset = self._scan(marker, self._scan_offset)
             if line is not None:
                 return line
+            if give_up:
+                failed, failed_at = self._scan(give_up, failed_at)
+                if failed is not None:
+                    raise GuestError(f"guest init gave up: {failed[:300]}", "see console.log",
+                                     console_tail=self.console_tail())
             if not self.running():
                 raise GuestError(f"QEMU exited ({self._exit_text()}) before the guest was ready",
                                  console_tail=self.console_tail())
@@ -322,28 +329,27 @@ class QemuMachine:
                 raise GuestError(f"guest not ready after {timeout:.0f}s",
                                  "raise timeouts.boot or read console.log",
                                  console_tail=self.console_tail())
-            time.sleep(0.05)
+            time.sleep(0.01)  # a read of the console's new bytes: cheap, and READY is seen at once
 
-    def _scan(self, marker: bytes) -> str | None:
+    def _scan(self, marker: bytes, offset: int) -> tuple[str | None, int]:
+        """The first complete console line with `marker` at or after `offset`, and where to look next."""
         try:
             with self.console_log.open("rb") as f:
-                start = max(0, self._scan_offset - len(marker))
+                start = max(0, offset - len(marker))
                 if start > CONSOLE_SCAN_BYTES:
-                    return None
+                    return None, offset
                 f.seek(start)
                 data = f.read(CONSOLE_SCAN_BYTES - start)
         except OSError:
-            return None
+            return None, offset
         idx = data.find(marker)
         if idx < 0:
-            self._scan_offset = start + len(data)
-            return None
+            return None, start + len(data)
         end = data.find(b"\n", idx)
         if end < 0:
-            return None  # the line is not complete yet
+            return None, start + idx  # the line is not complete yet
         begin = data.rfind(b"\n", 0, idx) + 1
-        self._scan_offset = start + end
-        return data[begin:end].decode(errors="replace").strip()
+        return data[begin:end].decode(errors="replace").strip(), start + end
 
     def _exit_text(self) -> str:
         rc = self._proc.returncode if self._proc else None

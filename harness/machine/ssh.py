@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import select
 import shlex
 import time
 from dataclasses import dataclass
@@ -85,7 +86,7 @@ class GuestShell:
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 client.close()
                 last = exc
-                time.sleep(0.2)
+                time.sleep(0.05)  # init said READY once dropbear listened: this is rare and short
                 continue
             self._client = client
             return
@@ -135,27 +136,35 @@ def with_env(command: str, env: dict[str, str]) -> str:
 
 
 def _drain(chan: paramiko.Channel, deadline: float, limit: int) -> tuple[bytes, bytes, bool, bool]:
+    """Both streams until the exit status, each kept up to `limit` bytes; (out, err, truncated, timed_out).
+
+    Waits in select() on the channel (paramiko wakes it for either stream
+    and at EOF), so output and the end are seen at once, not on a poll tick.
+    """
     out, err = bytearray(), bytearray()
     truncated = False
-    chan.settimeout(0.2)
     while True:
-        if time.monotonic() > deadline:
-            return bytes(out), bytes(err), truncated, True
         got = False
-        for recv, sink in ((chan.recv, out), (chan.recv_stderr, err)):
-            try:
+        for ready, recv, sink in ((chan.recv_ready, chan.recv, out), (chan.recv_stderr_ready, chan.recv_stderr, err)):
+            while ready():
                 data = recv(65536)
-            except TimeoutError:
-                continue
-            if data:
+                if not data:
+                    break
                 got = True
                 room = limit - len(sink)
                 truncated |= len(data) > room
                 sink.extend(data[: max(0, room)])
-        if not got and chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
             return bytes(out), bytes(err), truncated, False
-        if not got:
-            time.sleep(0.01)  # EOF on both streams but no exit status yet
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return bytes(out), bytes(err), truncated, True
+        if got:
+            continue
+        if chan.eof_received:  # both streams ended, the exit status is on its way: select() would not wait
+            time.sleep(min(0.005, left))
+        else:
+            select.select([chan], [], [], min(0.5, left))
 
 
 def _parse_public_line(line: str) -> paramiko.PKey:

@@ -30,7 +30,8 @@ from harness.workloads import BUILTIN_DIR, Workload
 from harness.workloads import load as load_workload
 
 # Guest scripts every boot carries: collectors and the workload launcher.
-CORE_SCRIPTS = ("kharness-run.sh", "kharness-snapshot.sh", "kharness-trace.sh", "kharness-sample.sh")
+CORE_SCRIPTS = ("kharness-run.sh", "kharness-setup.sh", "kharness-snapshot.sh", "kharness-trace.sh",
+                "kharness-sample.sh")
 
 
 def cell_workloads(cell: Cell, dirs: tuple[Path, ...] = ()) -> list[Workload]:
@@ -83,7 +84,7 @@ def initrd_for(kernel: Kernel, workloads: list[Workload], tmp: Path,
     facts: dict[str, object] = {"base": str(base.entry.name)}
     wanted = modules_for(workloads, iommu)
     if kernel.modules_dir is not None:
-        mods = build_modules_layer(kernel.modules_dir, wanted)
+        mods = build_modules_layer(kernel.modules_dir, wanted, early=devices.ssh_modules(iommu))
         layers.append(mods.path)
         facts["modules"] = [m.name for m in mods.plan.order]
     elif kernel.config is None:
@@ -124,9 +125,8 @@ def boot_cell(cell: Cell, rep_path: Path, accel: str = "auto",
                 raise
             info = kernel_facts(kernel) | {"initramfs": facts, "host_key": host.public_line,
                                            "accelerator_reason": choice.reason} | tree_facts
-            try:
-                yield Booted(guest, info, guest.boot_seconds)
-            finally:
-                guest.poweroff()
+            # No power-off over SSH at the end: QemuGuest's close() quits QEMU
+            # (QMP), a round trip less; the guest has nothing to save.
+            yield Booted(guest, info, guest.boot_seconds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

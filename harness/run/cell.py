@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 GUEST_SCRIPTS = "/kharness/scripts"
 RAW_OUTPUT_LIMIT = 8 * 1024 * 1024
+SETUP_TIMEOUT = 90.0  # init's late modules (a USB disk's enumeration) come within it
 
 
 Progress = Callable[[str], None]
@@ -117,11 +118,11 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
         guest = booted.guest
         state.phase = "setup"
         t_setup = time.monotonic()
-        _guest_setup(guest, state, workloads)
+        traced = _guest_setup(guest, state, workloads)
         state.timings["setup"] = round(time.monotonic() - t_setup, 3)
         before = _snapshot(guest, state, "boot")
         state.metrics += snap.metrics(None, before, "boot")
-        state.metrics += _trace_cost(guest, state, before)
+        state.metrics += _trace_cost(traced, before)
         deadline = time.monotonic() + state.cell.timeouts.cell
         for wl_run in state.cell.workloads:
             if time.monotonic() > deadline:
@@ -144,37 +145,44 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
     state.timings["shutdown"] = round(time.monotonic() - t_stop, 3)
 
 
-def _guest_setup(guest: Guest, state: _Rep, workloads: dict[str, Workload]) -> None:
-    """Arm the bounce histograms (init did already, unless it could not), then wait for the disks.
+def _guest_setup(guest: Guest, state: _Rep, workloads: dict[str, Workload]) -> snap.Sections:
+    """kharness-setup.sh: wait for init's late modules, the histograms armed, the disks there.
 
-    The boot snapshot is taken once every disk the workloads use has appeared,
-    so a device's probe (a USB disk enumerates seconds after init) belongs to
-    the boot, never to the first workload.
+    One round trip. The boot snapshot is taken once every disk the workloads
+    use has appeared, so a device's probe (a USB disk enumerates seconds
+    after init) belongs to the boot, never to the first workload. Returns
+    the sections (init's slabinfo around arming the histograms among them).
     """
-    res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-trace.sh", timeout=30.0)
-    atomic.write_bytes(state.path / "raw" / "trace-setup.txt", res.stdout + res.stderr)
     env: dict[str, str] = {}
     for wl_run in state.cell.workloads:
         env.update(_device_env(workloads[wl_run.name]))
-    if any(k.startswith("KH_SERIAL_") for k in env):
-        res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-run.sh /dev/null", timeout=30.0, env=env)
-        if res.exit_status != 0:  # the workload that needs the disk fails and says so
-            state.problems.append(f"setup: disks not found: {res.stderr.decode(errors='replace').strip()[-200:]}")
-
-
-def _trace_cost(guest: Guest, state: _Rep, boot: snap.Snapshot) -> list[Metric]:
-    """init's slabinfo around arming the histograms (raw/trace-slabinfo-*): their kmalloc cost."""
-    texts = []
+    env["KH_DISKS"] = "1" if any(k.startswith("KH_SERIAL_") for k in env) else "0"
+    res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-setup.sh", timeout=SETUP_TIMEOUT, env=env,
+                    limit=snap.MAX_TOTAL)
+    sections = snap.split(res.stdout)
+    init = sections.get("init", "").strip()
+    if init.startswith("error") or init == "timeout" or res.timed_out:
+        raise GuestError(f"guest init did not finish: {init[:200] or 'no answer'}",
+                         "see console.log (KHARNESS-INIT-ERROR)")
+    if not init.startswith("ok"):
+        state.problems.append(f"setup: init's status is missing ({res.stderr.decode(errors='replace')[-200:]!r})")
+    atomic.write_text(state.path / "raw" / "trace-setup.txt", sections.get("trace", ""))
+    disks = sections.get("disks", "ok").strip()
+    if disks != "ok":  # the workload that needs the disk fails and says so
+        state.problems.append(f"setup: disks not found: {disks[-200:]}")
     for when in ("before", "after"):
-        try:
-            res = guest.run(f"head -c {4 << 20} /run/slabinfo-{when}-trace", timeout=30.0, limit=4 << 20)
-        except (GuestError, KernelFault):
-            return []  # best effort: a guest lost here is recorded by the workload that needed it
-        if res.exit_status != 0:
-            return []  # init could not arm them: the host did, after boot, at no measured cost
-        atomic.write_bytes(state.path / "raw" / f"trace-slabinfo-{when}", res.stdout)
-        texts.append(res.text)
-    return snap.trace_cost(texts[0], texts[1], boot)
+        text = sections.get(f"trace/slabinfo-{when}")
+        if text is not None:
+            atomic.write_text(state.path / "raw" / f"trace-slabinfo-{when}", text)
+    return sections
+
+
+def _trace_cost(sections: snap.Sections, boot: snap.Snapshot) -> list[Metric]:
+    """init's slabinfo around arming the histograms (raw/trace-slabinfo-*): their kmalloc cost."""
+    before, after = sections.get("trace/slabinfo-before"), sections.get("trace/slabinfo-after")
+    if before is None or after is None:
+        return []  # init could not arm them: the host did, after boot, at no measured cost
+    return snap.trace_cost(before, after, boot)
 
 
 def _snapshot(guest: Guest, state: _Rep, tag: str) -> snap.Snapshot:
@@ -256,6 +264,7 @@ def _device_env(wl: Workload) -> dict[str, str]:
             env[f"KH_FIND_{d.id.upper()}"] = kind.find
         elif kind.role == "nic":
             env[f"KH_NET_{d.id.upper()}"] = traffic_env()
+    env["KH_DISKS"] = "1" if any(k.startswith("KH_SERIAL_") for k in env) else "0"
     return env
 
 

@@ -18,6 +18,8 @@ from harness.machine.ssh import DEFAULT_OUTPUT_LIMIT, CommandResult
 from harness.model import Cell
 
 Responder = Callable[[str, dict[str, str]], CommandResult | None]
+SETUP_DONE = (b"@@kharness-section init@@\nok modules=2\n@@kharness-section trace@@\n"
+              b"kharness-trace: ok\n@@kharness-section disks@@\nok\n")
 
 
 def ok(command: str, stdout: bytes = b"", status: int = 0, stderr: bytes = b"",
@@ -50,6 +52,8 @@ class FakeGuest:
                 raise
             if result is not None:
                 return result
+        if "kharness-setup.sh" in command:  # a guest whose init finished, nothing armed at init
+            return ok(command, SETUP_DONE)
         return ok(command)
 
     def alive(self) -> bool:
