@@ -119,3 +119,21 @@ def test_init_script_is_valid_sh_and_prints_the_markers() -> None:
     sh = shutil.which("dash") or shutil.which("sh")
     assert sh is not None
     subprocess.run([sh, "-n"], input=script, text=True, check=True)
+
+
+def test_applet_links_are_read_from_the_busybox_binary(tmp_path: Path) -> None:
+    """The applet table is found in the binary, as `busybox --list` prints it; links go beside busybox."""
+    host = shutil.which("busybox")
+    if host is None:
+        pytest.skip("no busybox on the host to compare with (setup.sh --test installs it)")
+    listed = subprocess.run([host, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    binary = Path(host).read_bytes()
+    assert base.busybox_applets(binary) == sorted(listed, key=str.encode)
+    # a file that is not busybox, or a table that is not sorted, gives no links (init then installs them)
+    assert base.busybox_applets(b"\x7fELF" + b"\0" * 64) == []
+    assert base.busybox_applets(b"\0[\0[[\0zcat\0ash\0" + b"\0" * 8) == []
+    nodes = _fake_tree(tmp_path, merged=True)
+    (tmp_path / "usr/bin/busybox").write_bytes(binary)
+    members = {m.path: m for m in base.skeleton(tmp_path, nodes)}
+    assert members["usr/bin/mount"].target == "busybox" and members["usr/bin/sh"].target == "busybox"
+    assert "usr/bin/busybox" not in members  # the binary is a node of its own, never a link to itself
