@@ -1,7 +1,7 @@
 """The boot contract: a booted guest that runs commands, and how a boot hands it over.
 
-`Guest` is what the runner talks to: run a command (bounded output), tell
-whether it is alive, describe itself for cell.json, close. `BootFn` is how a
+`Guest` is what the runner talks to: run a command (bounded output), run
+several in one round trip (run_steps), tell whether it is alive, describe itself for cell.json, close. `BootFn` is how a
 runner gets one: a context manager that boots a cell and yields `Booted`.
 `QemuGuest` is the real backend (QEMU + SSH, booted by harness.run.boot); the
 tests' fake guest (tests/fakes/guest.py) plugs in through the same BootFn.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -21,7 +21,7 @@ from typing import Protocol
 from harness.collect import console as console_scan
 from harness.errors import GuestError, KernelFault
 from harness.machine.qemu import MachineSpec, QemuMachine
-from harness.machine.ssh import DEFAULT_OUTPUT_LIMIT, CommandResult, GuestShell
+from harness.machine.ssh import DEFAULT_OUTPUT_LIMIT, CommandResult, GuestShell, Step
 from harness.model import Cell
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,32 @@ class Guest(Protocol):
     def run(self, command: str, timeout: float, stdin: bytes = b"",
             env: dict[str, str] | None = None, limit: int = DEFAULT_OUTPUT_LIMIT) -> CommandResult: ...
 
+    def run_steps(self, steps: Sequence[Step]) -> list[CommandResult]: ...
+
     def alive(self) -> bool: ...
 
     def describe(self) -> dict[str, object]: ...
 
     def close(self) -> None: ...
+
+
+def run_one_by_one(guest: Guest, steps: Sequence[Step]) -> list[CommandResult]:
+    """run_steps() as one run() per step, with the same results (a fake's run_steps).
+
+    A step that raises ends the list with a result whose `lost` holds the
+    error; a step cut off by its deadline ends it too, as one round trip would.
+    """
+    results: list[CommandResult] = []
+    for st in steps:
+        try:
+            res = guest.run(st.command, st.timeout, env=dict(st.env), limit=st.limit)
+        except (GuestError, KernelFault) as exc:
+            results.append(CommandResult(st.command, -1, b"", b"", 0.0, lost=exc))
+            break
+        results.append(res)
+        if res.timed_out:
+            break
+    return results
 
 
 @dataclass
@@ -139,6 +160,26 @@ class QemuGuest:
         if res.exit_status == -1 and not res.timed_out:  # the channel closed under the command
             self._raise_fault(GuestError("the guest went away during a command"))
         return res
+
+    def run_steps(self, steps: Sequence[Step]) -> list[CommandResult]:
+        """Run `steps` in one round trip (GuestShell.run_steps); a step lost with a kernel
+        fault on the console carries the KernelFault in its result's `lost`."""
+        if self.shell is None:
+            raise GuestError("the guest is not booted")
+        try:
+            if not self.machine.running():
+                raise GuestError("QEMU is gone", console_tail=self.machine.console_tail())
+            results = self.shell.run_steps(steps)
+        except GuestError as exc:
+            self._raise_fault(exc)
+            raise
+        last = results[-1] if results else None
+        if last is not None and last.exit_status == -1 and not last.timed_out:  # the channel closed under it
+            try:
+                self._raise_fault(GuestError("the guest went away during a command"))
+            except KernelFault as fault:
+                results[-1] = replace(last, lost=fault)
+        return results
 
     def _raise_fault(self, lost: GuestError) -> None:
         """The guest is lost: if its console shows why, that is the kernel's fault, raised as such.

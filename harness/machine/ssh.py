@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
+import secrets
 import select
 import shlex
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import paramiko
 
-from harness.errors import GuestError
+from harness.errors import GuestError, KernelFault
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +40,23 @@ class CommandResult:
     seconds: float
     truncated: bool = False
     timed_out: bool = False
+    # run_steps: how a step that did not finish was lost (raised by the one
+    # who reads its result, at the point where run() would have raised it)
+    lost: GuestError | KernelFault | None = None
 
     @property
     def text(self) -> str:
         return self.stdout.decode(errors="replace")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of run_steps(): as run()'s arguments, but no stdin."""
+
+    command: str
+    timeout: float
+    env: Mapping[str, str] = field(default_factory=dict)
+    limit: int = DEFAULT_OUTPUT_LIMIT
 
 
 class GuestShell:
@@ -93,7 +109,8 @@ class GuestShell:
         raise GuestError(f"SSH to 127.0.0.1:{self.port} failed: {last}", "see console.log")
 
     def run(self, command: str, timeout: float, stdin: bytes = b"",
-            limit: int = DEFAULT_OUTPUT_LIMIT, env: dict[str, str] | None = None) -> CommandResult:
+            limit: int = DEFAULT_OUTPUT_LIMIT, env: dict[str, str] | None = None,
+            marks: Sequence[tuple[bytes, float]] = ()) -> CommandResult:
         """Run `command` (a shell string built with shlex.quote) with a deadline.
 
         On the deadline the channel is closed and the result says timed_out.
@@ -111,17 +128,77 @@ class GuestShell:
             if stdin:
                 chan.sendall(stdin)
             chan.shutdown_write()
-            out, err, truncated, timed_out = _drain(chan, start + timeout, limit)
+            out, err, truncated, timed_out = _drain(chan, start + timeout, limit, marks)
             status = -1 if timed_out else chan.recv_exit_status()
             chan.close()
         except (OSError, paramiko.SSHException, EOFError) as exc:
             raise GuestError(f"SSH command failed: {exc}", "see console.log") from exc
         return CommandResult(command, status, out, err, time.monotonic() - start, truncated, timed_out)
 
+    def run_steps(self, steps: Sequence[Step]) -> list[CommandResult]:
+        """Run `steps` one after another in one round trip; a result for each step that ran.
+
+        Under TCG an SSH command costs tens of milliseconds before it does
+        anything, and a repetition runs a dozen. Each step keeps its own
+        deadline (counted from the end of the one before), output limit,
+        exit status and stderr. A step cut off by its deadline is the last
+        result (timed_out); if the channel closes under a step, that step's
+        result has exit status -1 and the steps after it have none.
+        """
+        if not steps:
+            return []
+        nonce = secrets.token_hex(8)
+        script = steps_script(steps, nonce)
+        marks = [(f"@@kharness-step-err {nonce} {i}@@".encode(), steps[i + 1].timeout if i + 1 < len(steps) else 0.0)
+                 for i in range(len(steps))]
+        limit = sum(st.limit for st in steps) + 4096 * len(steps)
+        res = self.run(script, steps[0].timeout, limit=limit, marks=marks)
+        return split_steps(res, steps, nonce)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def steps_script(steps: Sequence[Step], nonce: str) -> str:
+    """One shell script running `steps`; after each, a line with its status and the guest's
+    uptime before and after it, then its stderr, then an end line (builtins only, but the
+    cat of a stderr that is not empty)."""
+    err = f"/run/kharness-steps-{nonce}.err"
+    lines = ["read -r t0 _ </proc/uptime"]
+    for i, st in enumerate(steps):
+        lines.append(f"( {with_env(st.command, dict(st.env))}\n) </dev/null 2>{err}; s=$?")  # an exit ends only it
+        lines.append("read -r t1 _ </proc/uptime")
+        lines.append(f"printf '\\n@@kharness-step {nonce} {i} %d %s %s@@\\n' \"$s\" \"$t0\" \"$t1\"; "
+                     f"[ -s {err} ] && cat {err}")
+        lines.append(f"printf '\\n@@kharness-step-err {nonce} {i}@@\\n'; t0=$t1")
+    lines.append(f"rm -f {err}")
+    return "\n".join(lines)
+
+
+def split_steps(res: CommandResult, steps: Sequence[Step], nonce: str) -> list[CommandResult]:
+    """run_steps' output back into one result per step that ran (see steps_script)."""
+    done = re.compile(rb"\n@@kharness-step " + nonce.encode() + rb" (\d+) (-?\d+) ([0-9.]{1,20}) ([0-9.]{1,20})@@\n")
+    err_end = re.compile(rb"\n@@kharness-step-err " + nonce.encode() + rb" (\d+)@@\n")
+    out = res.stdout
+    results: list[CommandResult] = []
+    pos = 0
+    for i, st in enumerate(steps):
+        m = done.search(out, pos)
+        e = err_end.search(out, m.end()) if m and int(m[1]) == i else None
+        if m is None or e is None or int(m[1]) != i or int(e[1]) != i:
+            # this step did not finish: its deadline passed, or the channel closed under it
+            partial = out[pos:] if m is None else out[pos:m.start()]
+            results.append(CommandResult(st.command, -1, partial[:st.limit], b"", res.seconds,
+                                         len(partial) > st.limit, res.timed_out))
+            break
+        stdout, stderr = out[pos:m.start()], out[m.end():e.start()]
+        seconds = _seconds(m[3], m[4])
+        results.append(CommandResult(st.command, int(m[2]), stdout[:st.limit], stderr[:st.limit],
+                                     seconds, len(stdout) > st.limit or len(stderr) > st.limit))
+        pos = e.end()
+    return results
 
 
 def with_env(command: str, env: dict[str, str]) -> str:
@@ -135,14 +212,19 @@ def with_env(command: str, env: dict[str, str]) -> str:
     return f"env {prefix} {command}"
 
 
-def _drain(chan: paramiko.Channel, deadline: float, limit: int) -> tuple[bytes, bytes, bool, bool]:
+def _drain(chan: paramiko.Channel, deadline: float, limit: int,
+           marks: Sequence[tuple[bytes, float]] = ()) -> tuple[bytes, bytes, bool, bool]:
     """Both streams until the exit status, each kept up to `limit` bytes; (out, err, truncated, timed_out).
 
     Waits in select() on the channel (paramiko wakes it for either stream
     and at EOF), so output and the end are seen at once, not on a poll tick.
+    `marks`: (bytes, seconds) in order; when stdout shows the next one, the
+    deadline becomes that many seconds from then (run_steps' step deadlines).
     """
     out, err = bytearray(), bytearray()
     truncated = False
+    pending = list(marks)
+    searched = 0
     while True:
         got = False
         for ready, recv, sink in ((chan.recv_ready, chan.recv, out), (chan.recv_stderr_ready, chan.recv_stderr, err)):
@@ -154,6 +236,11 @@ def _drain(chan: paramiko.Channel, deadline: float, limit: int) -> tuple[bytes, 
                 room = limit - len(sink)
                 truncated |= len(data) > room
                 sink.extend(data[: max(0, room)])
+        while pending and (at := out.find(pending[0][0], searched)) >= 0:
+            searched = at + len(pending[0][0])
+            deadline = time.monotonic() + pending.pop(0)[1]
+        if pending:
+            searched = max(searched, len(out) - len(pending[0][0]))
         if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
             return bytes(out), bytes(err), truncated, False
         left = deadline - time.monotonic()
@@ -165,6 +252,14 @@ def _drain(chan: paramiko.Channel, deadline: float, limit: int) -> tuple[bytes, 
             time.sleep(min(0.005, left))
         else:
             select.select([chan], [], [], min(0.5, left))
+
+
+def _seconds(start: bytes, end: bytes) -> float:
+    """A step's seconds from the guest's uptime before and after it (guest text: bounded, never negative)."""
+    try:
+        return round(min(max(float(end) - float(start), 0.0), 1e7), 3)
+    except ValueError:
+        return 0.0
 
 
 def _parse_public_line(line: str) -> paramiko.PKey:

@@ -24,6 +24,7 @@ from harness.collect import snapshot as snap
 from harness.errors import GuestError, KernelFault, KharnessError
 from harness.machine.guest import BootFn, Guest, scan_console
 from harness.machine.qemu import traffic_env
+from harness.machine.ssh import CommandResult, Step
 from harness.model import Cell, Metric, Status, TestResult, worst
 from harness.results import RepRecord
 from harness.run import expect, sampling, snapshots
@@ -117,10 +118,10 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
         state.tests.append(TestResult("boot", "pass", seconds=round(time.monotonic() - t0, 3)))
         guest = booted.guest
         state.phase = "setup"
-        t_setup = time.monotonic()
-        traced = _guest_setup(guest, state, workloads)
-        state.timings["setup"] = round(time.monotonic() - t_setup, 3)
-        before = _snapshot(guest, state, "boot")
+        # one round trip: setup, then the boot snapshot (Guest.run_steps)
+        setup_res, *rest = guest.run_steps([_setup_step(state, workloads), snapshots.STEP])
+        traced = _guest_setup(state, setup_res)
+        before = _snapshot(guest, state, "boot", rest[0] if rest else None)
         state.metrics += snap.metrics(None, before, "boot")
         state.metrics += _trace_cost(traced, before)
         deadline = time.monotonic() + state.cell.timeouts.cell
@@ -131,12 +132,12 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
             progress(f"workload {wl_run.name}")
             state.phase = f"workload:{wl_run.name}"
             wl = workloads[wl_run.name]
-            ok = _sampled(guest, state, wl, dict(wl_run.params), before.pagesize)
+            ok, snap_res = _sampled(guest, state, wl, dict(wl_run.params), before.pagesize)
             if not guest.alive():
                 break
             if ok is None:
                 continue  # the guest is up but the workload could not run: no figures
-            after = _snapshot(guest, state, f"after-{wl.name}")
+            after = _snapshot(guest, state, f"after-{wl.name}", snap_res)
             state.metrics += snap.metrics(before, after, wl.name)
             state.metrics += derived.per_io(state.metrics, wl.name)
             before = after
@@ -145,20 +146,26 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
     state.timings["shutdown"] = round(time.monotonic() - t_stop, 3)
 
 
-def _guest_setup(guest: Guest, state: _Rep, workloads: dict[str, Workload]) -> snap.Sections:
+def _setup_step(state: _Rep, workloads: dict[str, Workload]) -> Step:
     """kharness-setup.sh: wait for init's late modules, the histograms armed, the disks there.
 
-    One round trip. The boot snapshot is taken once every disk the workloads
-    use has appeared, so a device's probe (a USB disk enumerates seconds
-    after init) belongs to the boot, never to the first workload. Returns
-    the sections (init's slabinfo around arming the histograms among them).
+    The boot snapshot is taken once every disk the workloads use has
+    appeared, so a device's probe (a USB disk enumerates seconds after init)
+    belongs to the boot, never to the first workload.
     """
     env: dict[str, str] = {}
     for wl_run in state.cell.workloads:
         env.update(_device_env(workloads[wl_run.name]))
     env["KH_DISKS"] = "1" if any(k.startswith("KH_SERIAL_") for k in env) else "0"
-    res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-setup.sh", timeout=SETUP_TIMEOUT, env=env,
-                    limit=snap.MAX_TOTAL)
+    return Step(f"sh {GUEST_SCRIPTS}/kharness-setup.sh", SETUP_TIMEOUT, env, snap.MAX_TOTAL)
+
+
+def _guest_setup(state: _Rep, res: CommandResult) -> snap.Sections:
+    """Judge the setup step's answer and keep its files; the sections (init's
+    slabinfo around arming the histograms among them)."""
+    state.timings["setup"] = res.seconds
+    if res.lost is not None:
+        raise res.lost
     sections = snap.split(res.stdout)
     init = sections.get("init", "").strip()
     if init.startswith("error") or init == "timeout" or res.timed_out:
@@ -185,44 +192,65 @@ def _trace_cost(sections: snap.Sections, boot: snap.Snapshot) -> list[Metric]:
     return snap.trace_cost(before, after, boot)
 
 
-def _snapshot(guest: Guest, state: _Rep, tag: str) -> snap.Snapshot:
+def _snapshot(guest: Guest, state: _Rep, tag: str, res: CommandResult | None = None) -> snap.Snapshot:
+    """The snapshot `tag`: from its step's result in a batch, or (none: the batch
+    ended before it) taken on its own."""
     state.phase = f"snapshot:{tag}"
     t0 = time.monotonic()
-    parsed = snapshots.take(guest, state.path / "raw", tag)
-    state.timings[f"snapshot.{tag}"] = round(time.monotonic() - t0, 3)
+    if res is None:
+        parsed = snapshots.take(guest, state.path / "raw", tag)
+        state.timings[f"snapshot.{tag}"] = round(time.monotonic() - t0, 3)
+    else:
+        parsed = snapshots.record(res, state.path / "raw", tag)
+        state.timings[f"snapshot.{tag}"] = res.seconds
     state.problems += [f"{tag}: {p}" for p in parsed.problems]
     return parsed
 
 
 def _sampled(guest: Guest, state: _Rep, wl: Workload, params: dict[str, object],
-             pagesize: int | None) -> bool | None:
-    """_run_workload with the slab sampler (sampling.py) running around it."""
+             pagesize: int | None) -> tuple[bool | None, CommandResult | None]:
+    """_run_workload with the slab sampler (sampling.py) running around it and the
+    snapshot after it, in one round trip: (the workload's outcome, the snapshot's result)."""
     every = sampling.interval({**dict(wl.params), **params})
-    why = sampling.start(guest, every) if every else None
-    ok = _run_workload(guest, state, wl, params)
+    steps = [sampling.start_step(every)] if every else []
+    steps += [_workload_step(state, wl, params)]
+    steps += [sampling.STOP_STEP] if every else []
+    steps += [snapshots.STEP]
+    results = iter(guest.run_steps(steps))
+    why = sampling.started(next(results, None)) if every else None
+    ok = _run_workload(guest, state, wl, next(results, None))
+    stop = next(results, None) if every else None
     if why is not None:
         state.problems.append(why)
     elif every and guest.alive():
-        metrics, problems = sampling.stop(guest, state.path / "raw", wl.name, every, pagesize)
+        raw = state.path / "raw"
+        metrics, problems = (sampling.stopped(stop, raw, wl.name, every, pagesize) if stop is not None
+                             else sampling.stop(guest, raw, wl.name, every, pagesize))
         state.metrics += metrics
         state.problems += problems
-    return ok
+    return ok, next(results, None)
 
 
-def _run_workload(guest: Guest, state: _Rep, wl: Workload, params: dict[str, object]) -> bool | None:
-    """Run one workload; returns True/False for pass/fail, None if the guest is gone."""
-    name = f"workload:{wl.name}"
+def _workload_step(state: _Rep, wl: Workload, params: dict[str, object]) -> Step:
     env = {f"KH_{k.upper()}": str(v) for k, v in {**dict(wl.params), **params}.items()}
     env.update(_device_env(wl))
     timeout = min(state.cell.timeouts.workload, wl.timeout or state.cell.timeouts.workload)
-    try:
-        res = guest.run(f"sh {GUEST_SCRIPTS}/kharness-run.sh {GUEST_SCRIPTS}/{shlex.quote(wl.script.name)}",
-                        timeout=timeout, env=env, limit=RAW_OUTPUT_LIMIT)
-    except KernelFault as exc:  # the guest was lost and the console says the kernel failed
-        state.tests.append(TestResult(name, "fail", exc.summary, exc.excerpt))
+    return Step(f"sh {GUEST_SCRIPTS}/kharness-run.sh {GUEST_SCRIPTS}/{shlex.quote(wl.script.name)}",
+                timeout, env, RAW_OUTPUT_LIMIT)
+
+
+def _run_workload(guest: Guest, state: _Rep, wl: Workload, res: CommandResult | None) -> bool | None:
+    """Judge one workload's result; returns True/False for pass/fail, None if the guest is gone."""
+    name = f"workload:{wl.name}"
+    timeout = min(state.cell.timeouts.workload, wl.timeout or state.cell.timeouts.workload)
+    if res is None:  # the batch ended before it: the sampler's start was cut off
+        state.tests.append(TestResult(name, "error", "the guest stopped answering before the workload"))
         return None
-    except GuestError as exc:
-        state.tests.append(TestResult(name, "error", str(exc)))
+    if isinstance(res.lost, KernelFault):  # the guest was lost and the console says the kernel failed
+        state.tests.append(TestResult(name, "fail", res.lost.summary, res.lost.excerpt))
+        return None
+    if res.lost is not None:
+        state.tests.append(TestResult(name, "error", str(res.lost)))
         return None
     if not guest.alive() or (res.exit_status == -1 and not res.timed_out):
         # The channel closed without an exit status: QEMU or the SSH server went away.

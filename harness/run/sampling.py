@@ -14,6 +14,7 @@ from harness import atomic
 from harness.collect import sampler
 from harness.errors import GuestError
 from harness.machine.guest import Guest
+from harness.machine.ssh import CommandResult, Step
 from harness.model import Metric
 
 SCRIPT = "/kharness/scripts/kharness-sample.sh"
@@ -32,12 +33,28 @@ def interval(params: dict[str, object]) -> float:
     return 0.0 if value <= 0 else max(MIN_INTERVAL, min(value, 3600.0))
 
 
+def start_step(every: float) -> Step:
+    """The command that starts sampling every `every` seconds (for a Guest.run_steps() batch)."""
+    return Step(f"sh {SCRIPT} start {every:g}", TIMEOUT)
+
+
+STOP_STEP = Step(f"sh {SCRIPT} stop", TIMEOUT, limit=OUTPUT_LIMIT)
+
+
 def start(guest: Guest, every: float) -> str | None:
     """Start sampling every `every` seconds; None if started, else why not."""
+    st = start_step(every)
     try:
-        res = guest.run(f"sh {SCRIPT} start {every:g}", timeout=TIMEOUT)
+        res = guest.run(st.command, timeout=st.timeout)
     except GuestError as exc:
         return f"sampler did not start: {exc}"
+    return started(res)
+
+
+def started(res: CommandResult | None) -> str | None:
+    """start()'s answer from the start step's result: None if sampling, else why not."""
+    if res is None or res.lost is not None:
+        return f"sampler did not start: {res.lost if res is not None else 'the batch ended before it'}"
     if res.exit_status != 0:
         return f"sampler did not start: exit {res.exit_status}"
     return None
@@ -47,9 +64,17 @@ def stop(guest: Guest, raw: Path, workload: str, every: float,
          pagesize: int | None) -> tuple[list[Metric], list[str]]:
     """Stop the sampler; save raw/samples-<workload>.txt and series-<workload>.json; its metrics."""
     try:
-        res = guest.run(f"sh {SCRIPT} stop", timeout=TIMEOUT, limit=OUTPUT_LIMIT)
+        res = guest.run(STOP_STEP.command, timeout=STOP_STEP.timeout, limit=STOP_STEP.limit)
     except GuestError as exc:
         return [], [f"sampler did not stop: {exc}"]
+    return stopped(res, raw, workload, every, pagesize)
+
+
+def stopped(res: CommandResult, raw: Path, workload: str, every: float,
+            pagesize: int | None) -> tuple[list[Metric], list[str]]:
+    """stop() for the stop step's result in hand (from a batch)."""
+    if res.lost is not None:
+        return [], [f"sampler did not stop: {res.lost}"]
     if res.exit_status != 0:
         return [], [f"sampler did not stop: exit {res.exit_status}"]
     data = res.stdout

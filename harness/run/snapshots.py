@@ -20,10 +20,14 @@ from harness import atomic
 from harness.collect import snapshot
 from harness.errors import GuestError
 from harness.machine.guest import Guest
+from harness.machine.ssh import CommandResult, Step
 
 SCRIPT = "/kharness/scripts/kharness-snapshot.sh"
 TIMEOUT = 60.0
 _TAG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
+
+
+STEP = Step(f"sh {SCRIPT}", TIMEOUT, limit=snapshot.MAX_TOTAL)  # in a Guest.run_steps() batch
 
 
 def take(guest: Guest, raw_dir: Path, tag: str) -> snapshot.Snapshot:
@@ -32,7 +36,13 @@ def take(guest: Guest, raw_dir: Path, tag: str) -> snapshot.Snapshot:
     GuestError if the script fails or times out (the guest is then in doubt);
     a source that does not parse is a problem in the Snapshot, not an error.
     """
-    res = guest.run(f"sh {SCRIPT}", timeout=TIMEOUT, limit=snapshot.MAX_TOTAL)
+    return record(guest.run(STEP.command, timeout=STEP.timeout, limit=STEP.limit), raw_dir, tag)
+
+
+def record(res: CommandResult, raw_dir: Path, tag: str) -> snapshot.Snapshot:
+    """take() for a result already in hand (STEP's, from a batch)."""
+    if res.lost is not None:
+        raise res.lost
     if res.timed_out or res.exit_status != 0:
         raise GuestError(f"snapshot '{tag}' failed (exit {res.exit_status})", "see raw/ and console.log")
     sections = snapshot.split(res.stdout)

@@ -7,14 +7,14 @@ works, fails, hangs, floods or lies, and check what the runner records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import GuestError
-from harness.machine.guest import Booted, BootFn, console_fault
-from harness.machine.ssh import DEFAULT_OUTPUT_LIMIT, CommandResult
+from harness.machine.guest import Booted, BootFn, console_fault, run_one_by_one
+from harness.machine.ssh import DEFAULT_OUTPUT_LIMIT, CommandResult, Step
 from harness.model import Cell
 
 Responder = Callable[[str, dict[str, str]], CommandResult | None]
@@ -55,6 +55,9 @@ class FakeGuest:
         if "kharness-setup.sh" in command:  # a guest whose init finished, nothing armed at init
             return ok(command, SETUP_DONE)
         return ok(command)
+
+    def run_steps(self, steps: Sequence[Step]) -> list[CommandResult]:
+        return run_one_by_one(self, steps)
 
     def alive(self) -> bool:
         return self.is_alive
