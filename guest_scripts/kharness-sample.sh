@@ -38,9 +38,10 @@ ticker() {
 }
 
 sampler() {
-	# mawk (the host's awk, in tests) reads a pipe in blocks unless told not to.
+	# mawk (the host's awk, in tests) reads a pipe in blocks unless told not to;
+	# the guest's busybox awk does not (and asking would cost a fork and exec).
 	set --
-	awk -W interactive 'BEGIN { exit 0 }' </dev/null >/dev/null 2>&1 && set -- -W interactive
+	[ -n "$R" ] && awk -W interactive 'BEGIN { exit 0 }' </dev/null >/dev/null 2>&1 && set -- -W interactive
 	awk "$@" -v R="$R" '{
 		f = R "/proc/uptime"; getline up < f; close(f); split(up, u, " ")
 		print "@@kharness-sample " u[1] "@@"

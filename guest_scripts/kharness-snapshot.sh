@@ -134,17 +134,31 @@ done
 # Each file is cut at 1 MiB, all of them at 8 MiB; a cut file ends with
 # "kharness: cut at N bytes" (the files are sorted by count: the tail of small
 # entries goes). One awk reads them all.
+# Without slub_debug/slab_debug on the command line and with kmalloc-8 not
+# storing users (a CONFIG_SLUB_DEBUG_ON kernel's would), no cache does: the
+# walk over every cache's files (tens of ms under TCG) is skipped.
+debug=no
+cmdline=""
+[ -r "$R/proc/cmdline" ] && read -r cmdline <"$R/proc/cmdline"
+for word in $cmdline; do
+	case $word in slub_debug* | slab_debug*) debug=yes ;; esac
+done
+v=0
+[ -r "$R/sys/kernel/slab/kmalloc-8/store_user" ] && read -r v <"$R/sys/kernel/slab/kmalloc-8/store_user"
+[ "$v" = 1 ] && debug=yes
 users=0
-for f in "$R"/sys/kernel/slab/*kmalloc-*/store_user; do
-	[ -r "$f" ] && read -r v < "$f" && [ "$v" = 1 ] && users=$((users + 1))
-done
 set --
-for f in "$DBG"/slab/*kmalloc-*/alloc_traces; do
-	c=${f%/alloc_traces}
-	c=${c##*/}
-	case $c in *[!a-z0-9-]*) continue ;; kmalloc-* | dma-kmalloc-*) ;; *) continue ;; esac
-	[ -r "$f" ] && set -- "$@" "$f"
-done
+if [ "$debug" = yes ]; then
+	for f in "$R"/sys/kernel/slab/*kmalloc-*/store_user; do
+		[ -r "$f" ] && read -r v < "$f" && [ "$v" = 1 ] && users=$((users + 1))
+	done
+	for f in "$DBG"/slab/*kmalloc-*/alloc_traces; do
+		c=${f%/alloc_traces}
+		c=${c##*/}
+		case $c in *[!a-z0-9-]*) continue ;; kmalloc-* | dma-kmalloc-*) ;; *) continue ;; esac
+		[ -r "$f" ] && set -- "$@" "$f"
+	done
+fi
 if [ -d "$R/sys/kernel/slab" ]; then  # SLUB's sysfs: absent only on a fake guest
 	section slab_debug
 	echo "store_user=$users"

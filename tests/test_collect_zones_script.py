@@ -153,3 +153,17 @@ def test_what_reading_traces_leaves_is_no_workloads() -> None:
     after = u_snapshot(grown, grown, vm)  # the workload itself changed nothing
     second = {m.name: m.value for m in snapshot.metrics(before, after, "idle")}
     assert second["slab.kmalloc.bytes.delta"] == 0  # the 64 KiB the reading left is not the workload's
+
+
+@pytest.mark.parametrize("awk", AWKS)
+def test_slab_debug_on_some_caches_only_is_still_found(awk: str, tmp_path: Path) -> None:
+    """slab_debug=U,kmalloc-64 leaves kmalloc-8 alone: the command line says to look at every cache."""
+    root = guest(tmp_path / "g")
+    put(root, "sys/kernel/slab/kmalloc-8/store_user", "0\n")
+    # no slab_debug word and kmalloc-8 not storing users: no kernel has U elsewhere then; not walked
+    assert run(root, awk, tmp_path)["slab_debug"].startswith("store_user=0\n")
+    put(root, "proc/cmdline", "console=ttyAMA0 slab_debug=U,kmalloc-64\n")
+    put(root, "sys/kernel/slab/kmalloc-cg-8/store_user", "0\n")
+    put(root, "sys/kernel/slab/dma-kmalloc-8/store_user", "0\n")
+    put(root, "sys/kernel/slab/kmalloc-64/store_user", "1\n")
+    assert run(root, awk, tmp_path)["slab_debug"].startswith("store_user=1\n")
