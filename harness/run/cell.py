@@ -217,9 +217,12 @@ def _sampled(guest: Guest, state: _Rep, wl: Workload, params: dict[str, object],
     steps += [sampling.STOP_STEP] if every else []
     steps += [snapshots.STEP]
     results = iter(guest.run_steps(steps))
-    why = sampling.started(next(results, None)) if every else None
+    start = next(results, None) if every else None
+    why = sampling.started(start) if every else None
     ok = _run_workload(guest, state, wl, next(results, None))
     stop = next(results, None) if every else None
+    if start is not None and stop is not None:
+        state.timings[f"sampler.{wl.name}"] = round(start.seconds + stop.seconds, 3)
     if why is not None:
         state.problems.append(why)
     elif every and guest.alive():
@@ -340,10 +343,12 @@ def _guest_number(token: str) -> float | None:
 
 
 def _save_dmesg(guest: Guest, state: _Rep) -> None:
+    t0 = time.monotonic()
     try:
         res = guest.run("dmesg", timeout=30.0)
     except (GuestError, KernelFault):  # best effort: console.log has the kernel's messages anyway
         return
+    state.timings["dmesg"] = round(time.monotonic() - t0, 3)
     atomic.write_bytes(state.path / "raw" / "dmesg.txt", res.stdout[:RAW_OUTPUT_LIMIT])
 
 
