@@ -39,6 +39,7 @@ stamp() {
 
 selftest=0
 loaded=0
+late=0
 
 # fail WHAT: report, power off if this is the selftest, else stay up for a look.
 # Applets are called through /bin/busybox here: `busybox --install` may be
@@ -152,6 +153,9 @@ wait_sshd() {
     until listening; do
         tries=$((tries + 1))
         [ "$tries" -gt 500 ] && fail "dropbear is not listening: $(tail -n 1 /run/dropbear.log)"
+        # Still not up after half a second: dropbear may be waiting for the
+        # kernel's random pool (the entropy device is a late module).
+        [ "$tries" = 25 ] && [ "$late" = 0 ] && { load_modules late; late=1; }
         sleep 0.02
     done
 }
@@ -193,7 +197,7 @@ stamp sshd
 printf %s "$times" > /run/kharness-boot.times
 read -r _ _ release _ < /proc/version
 say "KHARNESS-READY release=$release"
-load_modules late
+[ "$late" = 1 ] || load_modules late
 stamp late-modules
 printf %s "$times" > /run/kharness-boot.times
 echo "ok modules=$loaded" > /run/kharness-init.done
