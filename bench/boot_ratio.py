@@ -2,9 +2,11 @@
 """Boot-to-SSH-ready against a bare boot of the same kernel, side by side, and where the time goes.
 
 For each kernel, alternately:
-- bare: QEMU with the same machine options, the kernel and a one-file
-  initramfs (static busybox) whose /init powers off at once; timed from
-  QEMU's start to its exit;
+- bare: the same QEMU command line as kharness's (machine, CPU, memory, the
+  SSH NIC, the entropy device, QMP), but a one-file initramfs (static
+  busybox) whose /init powers off at once; timed from QEMU's start to its
+  exit. The same without the devices is printed too ("no devices"): what the
+  machine itself costs;
 - kharness: QemuGuest.boot() with the full layered initramfs; timed from
   QEMU's start to the first SSH command answered.
 Prints the medians and their ratio (issue 18's target: at most 1.10), then
@@ -32,7 +34,7 @@ from harness.initramfs.base import BaseSpec, build_base
 from harness.kernel.defaults import DEFAULT_KERNELS
 from harness.kernel.resolve import resolve
 from harness.machine.guest import READY_MARKER, Access, QemuGuest
-from harness.machine.qemu import MachineSpec
+from harness.machine.qemu import MachineSpec, QemuMachine
 from harness.machine.ssh import GuestShell
 from harness.model import Kernel
 from harness.run.boot import initrd_for
@@ -49,6 +51,16 @@ def bare_initrd(kernel: Kernel, tmp: Path) -> Path:
 
 
 def bare_boot(kernel: Kernel, initrd: Path, tmp: Path) -> float:
+    """kharness's QEMU command line (QemuMachine) with the bare initramfs: start to exit."""
+    spec = MachineSpec(arch=kernel.arch, kernel=kernel.image, initrd=initrd, cmdline=(), accel="tcg")
+    with QemuMachine(spec, tmp / "bare-machine.log") as machine:
+        if not machine.wait_exit(120):
+            raise SystemExit(f"boot_ratio: the bare boot of {kernel.name} did not power off")
+        return time.monotonic() - machine.started_at
+
+
+def bare_boot_no_devices(kernel: Kernel, initrd: Path, tmp: Path) -> float:
+    """QEMU with the machine, CPU and memory only, and the bare initramfs: start to exit."""
     arch = preset(kernel.arch)
     cpu = arch.cpu("tcg", kernel.page_size)
     argv = [arch.qemu, "-accel", "tcg", "-M", arch.machine, "-cpu", cpu, "-m", "1024", "-smp", "2",
@@ -100,21 +112,25 @@ def main() -> None:
     rows, breakdowns = [], {}
     for name in args.kernels:
         kernel = resolve(DEFAULT_KERNELS[name])
-        bare, full, parts = [], [], []
+        plain, bare, full, parts = [], [], [], []
         with tempfile.TemporaryDirectory() as t:
             tmp = Path(t)
             initrd = bare_initrd(kernel, tmp)
             for _ in range(args.rounds):
+                plain.append(bare_boot_no_devices(kernel, initrd, tmp))
                 bare.append(bare_boot(kernel, initrd, tmp))
                 seconds, split = kharness_boot(kernel, tmp)
                 full.append(seconds)
                 parts.append(split)
         b, f = statistics.median(bare), statistics.median(full)
-        rows.append((name, b, f))
+        rows.append((name, statistics.median(plain), b, f))
         breakdowns[name] = {k: statistics.median(p.get(k, 0.0) for p in parts) for k in parts[0]}
-    print(f"{'kernel':<18} {'bare s':>8} {'kharness s':>11} {'ratio':>6} {'target':>7}  (medians of {args.rounds})")
-    for name, b, f in rows:
-        print(f"{name:<18} {b:8.2f} {f:11.2f} {f / b:6.2f} {'<=1.10':>7}  {'ok' if f / b <= 1.10 else 'over'}")
+    print(f"{'kernel':<18} {'no devices s':>12} {'bare s':>8} {'kharness s':>11} {'ratio':>6} {'target':>7}"
+          f"  (medians of {args.rounds}; ratio: kharness / bare)")
+    for name, p, b, f in rows:
+        verdict = "ok" if f / b <= 1.10 else "over"
+        print(f"{name:<18} {p:12.2f} {b:8.2f} {f:11.2f} {f / b:6.2f} {'<=1.10':>7}  {verdict}"
+              f"  (kharness / no devices {f / p:.2f})")
     print("\nwhere a kharness boot's time goes (medians, seconds):")
     order = list(dict.fromkeys(k for d in breakdowns.values() for k in d))
     print(f"{'part':<22}" + "".join(f" {n:>16}" for n in breakdowns))
