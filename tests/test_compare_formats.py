@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 import xmlschema
 from junitparser import Failure, JUnitXml, Skipped
 
+from harness import __version__
 from harness.cli import main
+from harness.compare import jsondoc
+from harness.compare.diff import Comparison, MetricDiff, compare_runs
+from harness.compare.judge import VERDICTS
+from harness.compare.load import CellSamples, Selection, load_samples
+from harness.compare.rules import Rules
+from harness.compare.stats import summarize
 from harness.formats.svg import Chart, Series
 from harness.formats.svg import human as compact
 from harness.formats.svg import render as bar_chart
@@ -110,3 +120,72 @@ def test_svg_bar_chart() -> None:
     assert svg.count("<rect") == 2 + 3  # legend squares + bars; the missing one is a dash
     assert "t &lt;1&gt;" in svg
     assert compact(2_500_000) == "2.5M" and compact(999) == "999"
+
+
+def _plain_document(comparisons: list[Comparison]) -> dict[str, Any]:
+    """The JSON document as plain dicts, as jsondoc made it before it streamed Structs."""
+
+    def side(values: list[float] | None) -> dict[str, Any] | None:
+        if not values:
+            return None
+        s = summarize(values)
+        return {"n": s.n, "mean": s.mean, "stddev": s.stddev, "min": s.min, "max": s.max, "values": values}
+
+    def metric(m: MetricDiff, cmp: Comparison) -> dict[str, Any]:
+        base = m.summary("base")
+        return {"key": m.key, "workload": m.workload, "name": m.name, "unit": m.info.unit,
+                "kind": m.info.kind, "better": m.info.better, "baseline": side(m.base), "new": side(m.new),
+                "change_pct": m.percent(), "noise_floor": cmp.rules.rule_for(m.key).floor(base.mean) if base else None,
+                "p": m.judgement.p, "verdict": m.judgement.verdict, "reason": m.judgement.reason,
+                "suspect": m.suspect}
+
+    def status(cell: CellSamples | None) -> dict[str, Any] | None:
+        return None if cell is None else {
+            "status": cell.status, "reps": {str(k): v for k, v in sorted(cell.statuses.items())},
+            "unfinished": cell.unfinished, "used": cell.used}
+
+    def comparison(cmp: Comparison) -> dict[str, Any]:
+        metrics, cells = cmp.metric_counts(), cmp.presence_counts()
+        return {
+            "baseline": cmp.base.shown_path, "new": cmp.new.shown_path, "regressions": cmp.regressions,
+            "metrics": {v: metrics[v] for v in VERDICTS},
+            "cells": {"matched": cells["both"], "new": cells["new"], "gone": cells["gone"]},
+            "missing": {"baseline": cmp.base.missing, "new": cmp.new.missing},
+            "cell_diffs": [{
+                "slug": c.slug, "axes": c.axes, "presence": c.presence,
+                "cell_id": {"baseline": c.base.cell_id if c.base else None, "new": c.new.cell_id if c.new else None},
+                "status": {"baseline": status(c.base), "new": status(c.new), "verdict": c.status.verdict,
+                           "reason": c.status.reason},
+                "metrics": [metric(m, cmp) for m in c.metrics],
+            } for c in cmp.cells],
+        }
+
+    first = comparisons[0]
+    return {"format": jsondoc.DOC_FORMAT, "tool": f"kharness {__version__} compare",
+            "baseline": first.base.shown_path, "alpha": first.rules.alpha, "min_samples": first.rules.min_samples,
+            "regressions": sum(c.regressions for c in comparisons),
+            "comparisons": [comparison(c) for c in comparisons]}
+
+
+def test_json_is_the_plain_document_streamed(tmp_path: Path) -> None:
+    """Made a cell at a time into one buffer, the document is byte for byte the plain one: with
+    failed and unfinished repetitions, one-sided cells and metrics, NaN, and a comparison of no cells."""
+    metrics = synth.bench_metrics(30)
+    cells = [synth.SynthCell((("kernel", "a"),), metrics), synth.SynthCell((("kernel", "b"),), metrics[:20],
+             statuses=("pass", "fail", "pass")),
+             synth.SynthCell((("kernel", "c"),), metrics, unfinished=(2,)),
+             synth.SynthCell((("kernel", "gone"),), metrics, reps=1)]
+    changed = [*synth.planted(cells[:2], "fio.*", factor=0.7),
+               synth.SynthCell((("kernel", "c"),), metrics[5:]), synth.SynthCell((("kernel", "new"),), metrics)]
+    base, new = synth.write_run(tmp_path / "base", cells), synth.write_run(tmp_path / "new", changed, seed=1)
+    nan_file = sorted((new / "cells").glob("a-*/1"))[0] / "metrics.json"
+    doc = json.loads(nan_file.read_text())
+    doc["metrics"][0]["value"] = math.nan
+    nan_file.write_text(json.dumps(doc))
+    empty = synth.write_run(tmp_path / "empty", [])
+    runs = [load_samples(d, Selection()) for d in (base, new, empty)]
+    comparisons = [compare_runs(runs[0], runs[1], Rules()), compare_runs(runs[2], runs[2], Rules())]
+    assert {c.presence for c in comparisons[0].cells} == {"both", "new", "gone"} and not comparisons[1].cells
+    text = jsondoc.render(comparisons)
+    assert text == msgspec.json.encode(_plain_document(comparisons)).decode() + "\n"
+    assert json.loads(text)["comparisons"][1]["cell_diffs"] == []

@@ -136,3 +136,58 @@ def test_metric_without_workload_is_a_boot_metric(dirs: tuple[Path, Path]) -> No
     run = load_samples(dirs[0], Selection())
     cell = next(c for c in run.cells.values() if c.cell_id == path.parent.parent.name)
     assert all(k.startswith("boot:") for k in cell.values)
+
+
+def edit(path: Path, change) -> None:
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+
+
+def test_reps_that_list_other_metrics_are_matched_by_key(dirs: tuple[Path, Path]) -> None:
+    """Reading reuses the last file's keys when a file names the same metrics in the same order;
+    one in another order, or with other metrics, still adds each value to its own metric."""
+    from harness.results import load_run
+
+    rep0 = first_rep(dirs[0])
+    edit(rep0.parent / "1" / "metrics.json", lambda d: d["metrics"].reverse())
+    edit(rep0.parent / "2" / "metrics.json",
+         lambda d: d.update(metrics=[*d["metrics"][1:], {"name": "extra.only", "value": 7.0, "workload": "w"}]))
+    for selection in (Selection(), Selection(metrics=("slab.*", "extra.*"))):
+        fast = load_samples(dirs[0], selection)
+        for cell in fast.cells.values():
+            expected: dict[str, list[float]] = {}
+            for rep in sorted((r for r in load_run(dirs[0]).reps if r.record.cell_id == cell.cell_id),
+                              key=lambda r: r.record.rep):
+                for m in rep.metrics:
+                    if selection.metric_matches(m.key):
+                        expected.setdefault(m.key, []).append(m.value)
+            assert cell.values == expected
+            assert list(cell.values) == list(expected)  # in the order first seen
+        assert "w:extra.only" in fast.info
+
+
+def test_the_reader_gives_the_last_files_keys_again(dirs: tuple[Path, Path]) -> None:
+    paths = [rep / "metrics.json" for rep in sorted(dirs[0].glob("cells/*/*"))]
+    reader = fastread.MetricsReader()
+    first, _ = reader.read(paths[0])
+    again, values = reader.read(paths[1])
+    assert again is first
+    assert values == [m["value"] for m in json.loads(paths[1].read_text())["metrics"]]
+    edit(paths[2], lambda d: d["metrics"][0].update(workload="other"))
+    other, _ = reader.read(paths[2])
+    assert other is not first and other[0].startswith("other:") and other[1:] == first[1:]
+    edit(paths[3], lambda d: d["metrics"][0].update(value=float("nan")))  # the slow way
+    nan_keys, nan_values = reader.read(paths[3])
+    assert nan_keys == first and math.isnan(nan_values[0])
+    edit(paths[4], lambda d: d["metrics"].__setitem__(1, d["metrics"][0]))
+    with pytest.raises(ResultsError, match="given twice"):
+        reader.read(paths[4])
+
+
+@pytest.mark.parametrize("value", [True, False, None, 0, 1, -7, 10**20, 1.5, -0.0, float("nan"), [1, {"b": 2, "a": 1}]])
+def test_axis_text_is_the_json_of_what_is_not_a_string(value: object) -> None:
+    from harness.compare.load import axis_text
+
+    assert axis_text(value) == json.dumps(value, sort_keys=True)
+    assert axis_text("bookworm") == "bookworm"

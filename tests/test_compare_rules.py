@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import struct
 from pathlib import Path
 
 import pytest
 
-from harness.compare.rules import Rules, load_rules, parse_percent
+from harness.compare.rules import MetricRule, Rules, load_rules, parse_percent
 from harness.errors import ConfigError
 
 
@@ -159,3 +161,12 @@ def test_example_rules_file() -> None:
     objects = rules.rule_for("boot:slab.kmalloc-64.objects")
     assert objects.better == "lower"
     assert (objects.noise, objects.noise_abs) == (0.02, 64.0)  # not set: as built in
+
+
+@pytest.mark.parametrize("noise_abs", [0.0, 4096.0, -1.0, math.nan])
+@pytest.mark.parametrize("mean", [0.0, -0.0, 1e5, -3.5, 1e30, math.inf, math.nan])
+def test_floor_is_the_larger_of_its_two_parts(noise_abs: float, mean: float) -> None:
+    """floor() is max() written out: the same float, whichever part wins, NaN included."""
+    rule = MetricRule("x", noise=0.02, noise_abs=noise_abs)
+    expected = max(noise_abs, 0.02 * abs(mean))
+    assert struct.pack("<d", rule.floor(mean)) == struct.pack("<d", expected)

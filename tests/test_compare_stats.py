@@ -8,10 +8,15 @@ values (t = 2.776 at 4 degrees of freedom is the two-sided 5% point).
 from __future__ import annotations
 
 import math
+import struct
+from collections.abc import Sequence
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from harness.compare.stats import betainc, summarize, t_two_sided_p, welch
+from harness.compare.stats import betainc, figures, summarize, t_two_sided_p, welch
+from tests.test_fuzz_collect import FUZZ
 
 
 @pytest.mark.parametrize(
@@ -66,3 +71,40 @@ def test_betainc_edges_and_symmetry() -> None:
     assert betainc(2.0, 3.0, 1.0) == 1.0
     assert betainc(2.0, 3.0, 0.3) == pytest.approx(1 - betainc(3.0, 2.0, 0.7), rel=1e-12)
     assert betainc(1.0, 1.0, 0.25) == pytest.approx(0.25)  # uniform
+
+
+def _plain(values: Sequence[float]) -> tuple[int, float, float, float, float]:
+    """The summary as the formulas say it (summarize is written for speed, not like this)."""
+    n = len(values)
+    mean = sum(values) / n
+    var = sum([(v - mean) ** 2 for v in values]) / (n - 1) if n > 1 else 0.0
+    return n, mean, math.sqrt(var), min(values), max(values)
+
+
+def _bits(summary: Sequence[float]) -> list[bytes]:
+    """Figures compared to the bit: NaN equals NaN, -0.0 differs from 0.0."""
+    return [struct.pack("<d", x) for x in summary]
+
+
+ODD = st.sampled_from([0.0, -0.0, 1.0, -1.0, math.nan, math.inf, -math.inf, 1e30, -1e30, 5e-324])
+
+
+@FUZZ
+@given(st.lists(st.one_of(st.floats(allow_subnormal=True), ODD), min_size=1, max_size=7))
+def test_summarize_gives_the_figures_of_the_plain_formulas(values: list[float]) -> None:
+    """To the bit, for any values (3 of them are written out, the others looped over): the JSON
+    document prints them in full, so a different rounding would change it."""
+    try:
+        expected = _plain(values)
+    except OverflowError:  # a square beyond the floats: both say so
+        with pytest.raises(OverflowError):
+            summarize(values)
+        return
+    assert _bits(summarize(values)) == _bits(expected)
+    assert _bits(figures(values)) == _bits(expected)
+    assert _bits(summarize(tuple(values))) == _bits(expected)
+
+
+def test_summarize_refuses_no_values() -> None:
+    with pytest.raises(ValueError, match="no values"):
+        summarize([])

@@ -7,8 +7,9 @@ A cell or metric on one side only is "new" or "gone", never a zero.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, NamedTuple, cast
 
 from harness.compare.judge import Judgement, judge, status_verdict
@@ -44,10 +45,14 @@ class MetricDiff(NamedTuple):
         """%change of the mean, None when a side is missing or the baseline is 0."""
         if not self.base or not self.new:
             return None
-        base = sum(self.base) / len(self.base)
-        if base == 0:
-            return None
-        return (sum(self.new) / len(self.new) - base) / abs(base) * 100.0
+        return change_pct(sum(self.base) / len(self.base), sum(self.new) / len(self.new))
+
+
+def change_pct(base_mean: float, new_mean: float) -> float | None:
+    """%change from one mean to the other, None from a baseline of 0."""
+    if base_mean == 0:
+        return None
+    return (new_mean - base_mean) / abs(base_mean) * 100.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,11 @@ class Comparison:
     rules: Rules
 
     def metric_counts(self) -> Counter[str]:
+        return Counter(self._verdicts)
+
+    @cached_property
+    def _verdicts(self) -> Counter[str]:
+        """Counted once: every writer asks, some more than once, and a big matrix has 200,000 metrics."""
         return Counter(m.judgement.verdict for c in self.cells for m in c.metrics)
 
     def presence_counts(self) -> Counter[str]:
@@ -91,7 +101,9 @@ class Comparison:
 
     @property
     def regressions(self) -> int:
-        return sum(1 for _ in self.regressed())
+        """How many `regressed` yields: cell statuses, then metrics."""
+        statuses = sum(1 for c in self.cells if c.status.verdict == "regressed")
+        return statuses + self.metric_counts()["regressed"]
 
     def regressed(self) -> Iterator[tuple[CellDiff, MetricDiff | None]]:
         """Every regression: (cell, None) for a status, (cell, metric) for a metric."""
@@ -140,15 +152,22 @@ class _Resolver:
         return hit
 
 
+_new_metric = tuple.__new__
+
+
 def _matched(ident: Identity, b: CellSamples, n: CellSamples, resolve: _Resolver) -> CellDiff:
     status = status_verdict(b.status, n.status)
     unusable = _unusable(b, "baseline") or _unusable(n, "new run")
     suspect = b.suspect or n.suspect
     alpha, min_samples = resolve.rules.alpha, resolve.rules.min_samples
     base_values, new_values = b.values, n.values
+    resolved = resolve.cache
     metrics = []
+    # This loop runs for every metric of every cell (200,000 for a big matrix): the
+    # resolver's cache is read here, and each MetricDiff made by tuple.__new__ (a
+    # NamedTuple's own constructor is Python code, at twice the cost).
     for key in _keys(b, n):
-        rule, info, better = resolve(key)
+        rule, info, better = resolved.get(key) or resolve(key)
         bv = base_values.get(key)
         nv = new_values.get(key)
         if bv is not None and nv is not None and not unusable:  # the common case first
@@ -159,14 +178,16 @@ def _matched(ident: Identity, b: CellSamples, n: CellSamples, resolve: _Resolver
             j = Judgement("new", "not in the baseline")
         else:
             j = Judgement("gone", "not in the new run")
-        metrics.append(MetricDiff(key, bv, nv, j, info, suspect))
+        metrics.append(_new_metric(MetricDiff, (key, bv, nv, j, info, suspect)))
     return CellDiff(ident, b, n, status, tuple(metrics))
 
 
-def _keys(b: CellSamples, n: CellSamples) -> list[str]:
-    keys = list(b.values)
-    keys.extend(k for k in n.values if k not in b.values)
-    return keys
+def _keys(b: CellSamples, n: CellSamples) -> Iterable[str]:
+    """Both sides' metric keys: the baseline's in order, then those only the new run has."""
+    only_new = n.values.keys() - b.values.keys()
+    if not only_new:
+        return b.values.keys()
+    return [*b.values, *(k for k in n.values if k in only_new)]
 
 
 def _unusable(cell: CellSamples, side: str) -> str:

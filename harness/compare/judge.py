@@ -44,18 +44,20 @@ def judge(
     alpha: float, min_samples: int,
 ) -> Judgement:
     """Judge the repetitions of one metric, baseline against new (neither empty)."""
-    base_mean = sum(base) / len(base)
-    delta = sum(new) / len(new) - base_mean
+    n_base, n_new = len(base), len(new)
+    base_mean = sum(base) / n_base
+    delta = sum(new) / n_new - base_mean
     if not math.isfinite(delta):
         return Judgement("inconclusive", "a value is not a finite number")
     # rule.floor(), inlined: this runs for every metric of every cell
-    within = abs(delta) <= max(rule.noise_abs, rule.noise * abs(base_mean))
+    relative = rule.noise * abs(base_mean)
+    within = abs(delta) <= (relative if relative > rule.noise_abs else rule.noise_abs)
     if rule.exact and min(base) == max(base) and min(new) == max(new):
         if within:
             return Judgement("unchanged", "exact metric, same value")
         return Judgement(direction(delta, better), "exact metric, value differs")
-    if len(base) < min_samples or len(new) < min_samples:
-        reason = f"too few samples: n={len(base)}/{len(new)}, need {min_samples} a side"
+    if n_base < min_samples or n_new < min_samples:
+        reason = f"too few samples: n={n_base}/{n_new}, need {min_samples} a side"
         return Judgement("inconclusive", reason)
     if within:
         return UNCHANGED

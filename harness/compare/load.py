@@ -10,6 +10,11 @@ whole comparison may.
 Cells and metrics that the selection leaves out are skipped while reading
 (a filtered cell's metrics.json is not even opened).
 
+The files of a run name the same metrics in the same order: what depends only
+on that list (its keys, the selection's cut, the check of names new to the
+run) is done once per list, not once per file (`_RunMetrics`), and a cell's
+repetitions that share it are put together by one transposition (`_values`).
+
 The directory is untrusted (design.md), and read with harness.results' checks:
 directories walked without following links and named by the grammar, each
 repetition where its cell.json says it is, a metric at most once per
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Iterable
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,7 +138,18 @@ class Selection:
 
 def axis_text(value: Any) -> str:
     """An axis value as the user writes it in --where: strings bare, the rest as JSON."""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    if isinstance(value, str):
+        return value
+    # The usual scalars as json.dumps writes them: it makes an encoder on every call (twice a cell)
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if type(value) is int:
+        return str(value)
+    return json.dumps(value, sort_keys=True)
 
 
 def load_samples(run_dir: Path, selection: Selection) -> RunSamples:
@@ -148,40 +164,47 @@ def load_samples(run_dir: Path, selection: Selection) -> RunSamples:
                            "give a result directory written by kharness run")
     run = fastread.read_json(run_dir / results.RUN_FILE)
     samples = RunSamples(run_dir, run)
+    metrics = _RunMetrics(samples.info, selection)
     for cell_dir in results.cell_dirs(run_dir):
-        cell = _load_cell(cell_dir, samples, selection)
+        cell = _load_cell(cell_dir, samples, selection, metrics)
         if cell is not None:
             _add_cell(samples, cell, selection)
     samples.missing.update(_missing_cells(run, samples, selection))
     return samples
 
 
-def _load_cell(cell_dir: Path, samples: RunSamples, selection: Selection) -> CellSamples | None:
+def _load_cell(cell_dir: Path, samples: RunSamples, selection: Selection,
+               metrics: _RunMetrics) -> CellSamples | None:
     cell: CellSamples | None = None
     unfinished: list[str] = []
+    reps: list[tuple[list[str], list[float]]] = []  # keys and values of each rep that counts
     for rd in results.rep_dirs(cell_dir):
         if not results.finished(rd):
             unfinished.append(f"cells/{cell_dir.name}/{rd.name}")
             continue
         record = results.load_record(rd)  # also: it is the repetition its directory says
-        for axis, value in record.axes.items():
-            samples.axes_seen.setdefault(axis, set()).add(axis_text(value))
-        if not selection.cell_matches(record.axes):
-            return None
+        if cell is None or record.axes != cell.axes:  # the reps of a cell share their axes
+            for axis, value in record.axes.items():
+                samples.axes_seen.setdefault(axis, set()).add(axis_text(value))
+            if not selection.cell_matches(record.axes):
+                return None
         if cell is None:
             cell = CellSamples(record.cell_id, record.slug, record.axes)
         elif record.axes != cell.axes:
             raise ResultsError(f"{results.shown(rd / results.CELL_FILE)}: axes differ from the cell's "
                                "other repetitions", "the file is not one kharness wrote; rerun that cell")
         cell.statuses[record.rep] = record.status
-        if record.status in USABLE_STATUSES and (rd / results.METRICS_FILE).exists():
-            _read_metrics(rd / results.METRICS_FILE, cell, samples.info, selection)
-            cell.used += 1
-            cell.suspect |= record.status == "fail"
+        if record.status in USABLE_STATUSES:
+            metrics_file = rd / results.METRICS_FILE
+            if os.path.exists(metrics_file):
+                reps.append(metrics.read(metrics_file))
+                cell.used += 1
+                cell.suspect |= record.status == "fail"
     if cell is None and unfinished:  # nothing finished: still worth reporting
         cell = CellSamples(cell_dir.name, cell_dir.name, {})
     if cell is not None:
         cell.unfinished = unfinished
+        cell.values = _values(reps)
     return cell
 
 
@@ -200,19 +223,45 @@ def _add_cell(samples: RunSamples, cell: CellSamples, selection: Selection) -> N
     samples.cells[ident] = cell
 
 
-def _read_metrics(path: Path, cell: CellSamples, info: dict[str, MetricInfo],
-                  selection: Selection) -> None:
-    keys, values = fastread.metric_values(path)
-    if selection.metrics:
-        kept = [i for i, k in enumerate(keys) if selection.metric_matches(k)]
-        keys = [keys[i] for i in kept]
-        values = [values[i] for i in kept]
-    fresh = {keys[i] for i in _add_rep(cell.values, keys, values)} - info.keys()
-    if fresh:
+class _RunMetrics:
+    """The metrics.json files of one run: read, cut to the selection, their metrics
+    new to the run checked and catalogued (unit, kind, direction) in `info`.
+
+    Work that depends only on a file's list of metrics (the selection's cut, the
+    new-metric check) is done once per list: the reader gives the same list of
+    keys, the very object, for each file that names the same metrics in the same
+    order, which is nearly every file of a run.
+    """
+
+    def __init__(self, info: dict[str, MetricInfo], selection: Selection) -> None:
+        self.info = info
+        self.selection = selection
+        self.reader = fastread.MetricsReader()
+        self._keys: list[str] | None = None  # the last file's keys, as read
+        self._kept: list[int] | None = None  # their positions the selection keeps (None: all)
+        self._selected: list[str] = []  # those keys
+
+    def read(self, path: Path) -> tuple[list[str], list[float]]:
+        keys, values = self.reader.read(path)
+        if keys is not self._keys:
+            self._cut(keys, path)
+        if self._kept is not None:
+            values = [values[i] for i in self._kept]
+        return self._selected, values
+
+    def _cut(self, keys: list[str], path: Path) -> None:
+        kept = None
+        selected = keys
+        if self.selection.metrics:
+            kept = [i for i, k in enumerate(keys) if self.selection.metric_matches(k)]
+            selected = [keys[i] for i in kept]
+        fresh = [k for k in selected if k not in self.info]
         for key in fresh:
             _check_key(key, path)
-        for key, (unit, kind, better) in fastread.metric_info(path, fresh).items():
-            info[key] = MetricInfo(unit, kind, better)
+        if fresh:
+            for key, (unit, kind, better) in fastread.metric_info(path, set(fresh)).items():
+                self.info[key] = MetricInfo(unit, kind, better)
+        self._keys, self._kept, self._selected = keys, kept, selected
 
 
 def _check_key(key: str, path: Path) -> None:
@@ -223,20 +272,22 @@ def _check_key(key: str, path: Path) -> None:
                            "the file is not one kharness wrote; rerun that cell")
 
 
-def _add_rep(values: dict[str, list[float]], keys: list[str], new: list[float]) -> Iterable[int]:
-    """Append one repetition's values; returns the positions of keys new to the cell."""
-    if not values:  # the cell's first repetition
-        values.update(zip(keys, ([v] for v in new), strict=True))
-        return range(len(keys))
-    fresh = []
-    for i, (key, v) in enumerate(zip(keys, new, strict=True)):
-        seen = values.get(key)
-        if seen is None:
-            values[key] = [v]
-            fresh.append(i)
-        else:
-            seen.append(v)
-    return fresh
+def _values(reps: list[tuple[list[str], list[float]]]) -> dict[str, list[float]]:
+    """Metric key -> the values of a cell's reps, in rep order (keys in order of first sight)."""
+    if not reps:
+        return {}
+    first = reps[0][0]
+    if all(keys is first for keys, _ in reps):  # the common case: transposed in C
+        return dict(zip(first, map(list, zip(*(v for _, v in reps), strict=True)), strict=True))
+    values: dict[str, list[float]] = {}
+    for keys, new in reps:
+        for key, v in zip(keys, new, strict=True):
+            seen = values.get(key)
+            if seen is None:
+                values[key] = [v]
+            else:
+                seen.append(v)
+    return values
 
 
 def _missing_cells(run: dict[str, Any], samples: RunSamples, selection: Selection) -> dict[str, str]:
