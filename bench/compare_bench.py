@@ -3,9 +3,12 @@
     .venv/bin/python bench/compare_bench.py [--cells 1000] [--reps 3] [--metrics 200]
 
 Generates two directories (through harness.results' writers, with planted
-changes) in a temporary directory, or reuses them from --dir, then times
-loading and comparing separately, several times; the best and the median are
-printed with their ratio to the 2 s target. Rendering is timed for the record.
+changes) in a temporary directory, or reuses them from --dir, then times,
+several times, loading and comparing apart and together (as `kharness
+compare` runs them), and rendering the JSON document; the best and the median
+of each are printed, and on the last line both beside their targets as a
+ratio: load+compare 1.0 s, the JSON document 0.5 s (issue 18). The text
+table is timed once, for the record.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from harness.compare.rules import Rules
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fakes import synth
 
-TARGET_S = 2.0
+TARGETS_S = {"load+compare": 1.0, "json": 0.5}
 T = TypeVar("T")
 
 
@@ -65,6 +68,7 @@ class Timings:
     compare: list[float] = field(default_factory=list)
     together: list[float] = field(default_factory=list)
     together_cpu: list[float] = field(default_factory=list)  # this process's CPU time
+    json: list[float] = field(default_factory=list)
 
 
 def timed(fn: Callable[[], T]) -> tuple[float, T]:
@@ -74,22 +78,29 @@ def timed(fn: Callable[[], T]) -> tuple[float, T]:
 
 
 def measure(base: Path, new: Path, repeat: int) -> tuple[Timings, Comparison]:
-    """Time loading and comparing apart, then together as `kharness compare` runs them."""
+    """Time loading and comparing apart, then together as `kharness compare` runs them,
+    then rendering the JSON document of the last comparison. Each timed call starts with
+    the previous one's objects freed, as a `kharness compare` process does."""
     t = Timings()
-    cmp = None
+    last: list[Comparison] = []
     for _ in range(repeat):
         with cli.gc_paused():  # as compare_dirs does
             load_s, runs = timed(partial(_load, [base, new]))
-            compare_s, cmp = timed(partial(compare_runs, runs[0], runs[1], Rules()))
-        del runs
+            compare_s, _ = timed(partial(compare_runs, runs[0], runs[1], Rules()))
+        del runs, _
+        last.clear()
         cpu = time.process_time()
-        together_s, _ = timed(partial(cli.compare_dirs, base, [new], Selection(), Rules()))
+        together_s, last = timed(partial(cli.compare_dirs, base, [new], Selection(), Rules()))
         t.together_cpu.append(time.process_time() - cpu)
         t.load.append(load_s)
         t.compare.append(compare_s)
         t.together.append(together_s)
-    assert cmp is not None
-    return t, cmp
+    for _ in range(repeat):
+        with cli.gc_paused():  # as main does
+            json_s, _ = timed(partial(jsondoc.render, last))
+        del _
+        t.json.append(json_s)
+    return t, last[0]
 
 
 def _load(dirs: list[Path]) -> list[RunSamples]:
@@ -98,17 +109,22 @@ def _load(dirs: list[Path]) -> list[RunSamples]:
 
 def report(t: Timings, cmp: Comparison) -> None:
     for name, xs in (("load", t.load), ("compare", t.compare), ("together", t.together),
-                     ("(cpu)", t.together_cpu)):
+                     ("(cpu)", t.together_cpu), ("json", t.json)):
         print(f"{name:9} best {min(xs):.2f} s  median {statistics.median(xs):.2f} s")
-    best, median = min(t.together), statistics.median(t.together)
-    print(f"target    {TARGET_S:.1f} s: best {best / TARGET_S:.0%} of it, median "
-          f"{median / TARGET_S:.0%} ({'within' if median < TARGET_S else 'OVER'})")
     with cli.gc_paused():  # as main does
         text_s, _ = timed(lambda: text.render([cmp]))
-        json_s, _ = timed(lambda: jsondoc.render([cmp]))
-    print(f"render    text {text_s:.2f} s, json {json_s:.2f} s (not in the target)")
+    print(f"text      {text_s:.2f} s (once; no target)")
     counts = cmp.metric_counts()
     print("verdicts  " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    figures = {"load+compare": t.together, "json": t.json}
+    print("targets   " + "   ".join(_against(name, figures[name], target) for name, target in TARGETS_S.items()))
+
+
+def _against(name: str, xs: list[float], target: float) -> str:
+    """`json 0.41 s / 0.5 s = 0.82 (median 0.86, within)`: the best and the median to the target."""
+    best, median = min(xs), statistics.median(xs)
+    verdict = "within" if median <= target else "OVER"
+    return f"{name} {best:.2f} s / {target:.1f} s = {best / target:.2f} (median {median / target:.2f}, {verdict})"
 
 
 def main() -> None:
