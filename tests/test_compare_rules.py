@@ -39,6 +39,13 @@ def test_floor_is_the_larger_of_relative_and_absolute() -> None:
     assert rule.floor(10_000) == 4096
 
 
+def test_the_samplers_own_cpu_time_needs_ten_ticks_to_count() -> None:
+    """USER_HZ ticks of 10 ms: 0.04 s against 0.06 s (seen in one ab run) is noise."""
+    rule = Rules().rule_for("idle:sampler.cpu_seconds")
+    assert rule.pattern == "sampler.cpu_seconds" and rule.floor(0.04) == pytest.approx(0.1)
+    assert Rules().rule_for("idle:sampler.samples").pattern == "sampler.*"
+
+
 def test_yaml_overrides_what_it_names(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(
