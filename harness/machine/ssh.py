@@ -123,7 +123,7 @@ class GuestShell:
         command = with_env(command, env or {})
         start = time.monotonic()
         try:
-            chan = transport.open_session(timeout=10.0)
+            chan = _open_session(transport)
             chan.exec_command(command)
             if stdin:
                 chan.sendall(stdin)
@@ -199,6 +199,23 @@ def split_steps(res: CommandResult, steps: Sequence[Step], nonce: str) -> list[C
                                      seconds, len(stdout) > st.limit or len(stderr) > st.limit))
         pos = e.end()
     return results
+
+
+def _open_session(transport: paramiko.Transport, tries: int = 3) -> paramiko.Channel:
+    """A session channel; a refusal while the connection stays up is tried again.
+
+    Seen once in a loaded CI run: dropbear refused a channel ("Unable to open
+    channel.") right after the one before it closed, and the next one opened.
+    """
+    for attempt in range(tries):
+        try:
+            return transport.open_session(timeout=10.0)
+        except paramiko.SSHException as exc:
+            if attempt + 1 == tries or not transport.is_active():
+                raise
+            log.warning("the guest refused an SSH channel (%s); trying again", exc)
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
 
 
 def with_env(command: str, env: dict[str, str]) -> str:
