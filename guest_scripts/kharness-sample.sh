@@ -60,38 +60,8 @@ sampler() {
 }
 
 # family PID: "<ticks> <pids>": CPU time of PID and its descendants, and their pids.
-# Builtins only where the kernel lists a task's children (CONFIG_PROC_CHILDREN,
-# every Debian kernel); else one awk reads every /proc/<pid>/stat.
+# One awk reads every /proc/<pid>/stat itself (a process gone meanwhile is skipped).
 family() {
-	[ -r "/proc/$1/task/$1/children" ] || { family_of_all "$1"; return; }
-	todo=$1
-	ids=""
-	ticks=0
-	while [ -n "$todo" ]; do
-		# shellcheck disable=SC2086
-		set -- $todo
-		[ $# -gt 0 ] || break
-		p=$1
-		shift
-		todo="$*"
-		line=""
-		{ [ -r "/proc/$p/stat" ] && read -r line <"/proc/$p/stat"; } 2>/dev/null || continue
-		# fields count from after the command name, which may hold spaces
-		# shellcheck disable=SC2086
-		set -- ${line##*') '}
-		[ $# -ge 15 ] || continue
-		ticks=$((ticks + ${12} + ${13} + ${14} + ${15}))
-		ids="$ids $p"
-		for c in /proc/"$p"/task/*/children; do
-			kids=""
-			[ -r "$c" ] && { read -r kids <"$c" || true; }
-			todo="$todo $kids"
-		done
-	done
-	echo "$ticks$ids"
-}
-
-family_of_all() {
 	set -- "$1" /proc/[0-9]*/stat
 	awk -v p="$1" 'BEGIN {
 		for (i = 2; i < ARGC; i++) {

@@ -17,6 +17,7 @@
 #                         (type: DMA strict, DMA-FQ lazy, identity); empty: none
 #   zoneinfo buddyinfo extfrag/unusable_index extfrag/extfrag_index
 #                         zones and fragmentation
+#                         (every file above whole, but cut at 256 KiB)
 #   slab_debug            store_user=N (kmalloc caches storing their user: slub_debug U)
 #                         and alloc_traces=N (files read); only where /sys/kernel/slab is
 #   alloc_traces/<cache>  each kmalloc cache's alloc_traces (U only), read last, cut at a
@@ -70,51 +71,41 @@ while read -r line; do
 	case $line in KernelPageSize:*) echo "$line"; break ;; esac
 done <"$R/proc/self/smaps"
 
-# One cat reads every file, each after a little file of its own that holds
-# its section line: "\n@@kharness-section NAME@@\n" (the leading newline ends
-# a file that lacks a final one; the host ignores the blank line it leaves).
-# An awk reading them line by line cost 0.1-0.2 s a snapshot under TCG.
-H=${R:-/run}/kharness-snapshot.h
-n=0
-hdr() {
-	n=$((n + 1))
-	printf '\n@@kharness-section %s@@\n' "$1" >"$H$n"
-}
-set --
-for pair in uptime:proc/uptime slabinfo:proc/slabinfo meminfo:proc/meminfo vmstat:proc/vmstat; do
-	hdr "${pair%%:*}"
-	set -- "$@" "$H$n" "$R/${pair#*:}"
-done
+# Sections and their files, as pairs NAME FILE for the awk.
+set -- uptime "$R/proc/uptime" slabinfo "$R/proc/slabinfo" meminfo "$R/proc/meminfo" vmstat "$R/proc/vmstat"
 for f in "$DBG"/swiotlb/*; do
-	n_=${f##*/}
+	n=${f##*/}
 	# The name becomes a path on the host: only plain names pass.
-	case $n_ in *[!a-z0-9_.-]* | .*) continue ;; esac
-	[ -f "$f" ] || continue
-	hdr "swiotlb/$n_"
-	set -- "$@" "$H$n" "$f"
+	case $n in *[!a-z0-9_.-]* | .*) continue ;; esac
+	[ -f "$f" ] && set -- "$@" "swiotlb/$n" "$f"
 done
-if [ -f "$EVENT/hist" ]; then
-	hdr hist/swiotlb_bounced
-	set -- "$@" "$H$n" "$EVENT/hist"
-fi
+[ -f "$EVENT/hist" ] && set -- "$@" hist/swiotlb_bounced "$EVENT/hist"
 for e in dma_map_page dma_map_sg; do
-	[ -f "$TRC/events/dma/$e/hist" ] || continue
-	hdr "hist/$e"
-	set -- "$@" "$H$n" "$TRC/events/dma/$e/hist"
+	[ -f "$TRC/events/dma/$e/hist" ] && set -- "$@" "hist/$e" "$TRC/events/dma/$e/hist"
 done
 # Zones and fragmentation (harness/collect/zones.py): zoneinfo, buddyinfo,
 # extfrag/unusable_index and extfrag/extfrag_index (debugfs,
 # CONFIG_COMPACTION); vmstat has the compact_*/pgmigrate_* counters.
 for f in "$R/proc/zoneinfo" "$R/proc/buddyinfo" "$DBG/extfrag/unusable_index" "$DBG/extfrag/extfrag_index"; do
-	[ -r "$f" ] || continue
-	n_=${f##*/}
-	case $n_ in *_index) n_=extfrag/$n_ ;; esac
-	hdr "$n_"
-	set -- "$@" "$H$n" "$f"
+	n=${f##*/}
+	case $n in *_index) n=extfrag/$n ;; esac
+	[ -r "$f" ] && set -- "$@" "$n" "$f"
 done
-# A file that cannot be read leaves cat's complaint in its section.
-cat "$@" 2>&1
-echo
+# Each file whole, the zone files cut at 256 KiB (at a line); one that cannot
+# be read says so in its section. All in BEGIN: awk opens no operand itself.
+awk -v max=262144 'BEGIN {
+	for (i = 1; i + 1 < ARGC; i += 2) {
+		print "@@kharness-section " ARGV[i] "@@"
+		cap = ARGV[i] ~ /^(zoneinfo|buddyinfo|extfrag\/)/
+		size = 0
+		while ((got = (getline line < ARGV[i + 1])) > 0) {
+			size += length(line) + 1
+			if (!cap || size <= max) print line
+		}
+		if (got < 0) print "kharness-snapshot: cannot read " ARGV[i + 1]
+		close(ARGV[i + 1])
+	}
+}' "$@"
 
 section iommu
 for g in "$R"/sys/kernel/iommu_groups/*; do

@@ -39,7 +39,6 @@ stamp() {
 
 selftest=0
 loaded=0
-late=0
 
 # fail WHAT: report, power off if this is the selftest, else stay up for a look.
 # Applets are called through /bin/busybox here: `busybox --install` may be
@@ -55,23 +54,19 @@ idle() {
     while :; do /bin/busybox sleep 3600; done
 }
 
-# mount_early: after `mount -a` (/etc/fstab: proc, sysfs, devtmpfs, debugfs,
-# tracefs, in one exec), check what it mounted.
 mount_early() {
-    [ -d /proc/self ] || fail "mount proc"
     # The base layer has the applet links; a base without them (a busybox
     # whose applet list the host could not read) gets them here. After /proc:
     # `busybox --install` finds itself through /proc/self/exe.
     [ -e /bin/mount ] || /bin/busybox --install -s || fail "busybox --install"
-    [ -d /sys/kernel ] || fail "mount sysfs"
-    [ -e /dev/null ] || fail "mount devtmpfs"
+    mount -t sysfs sysfs /sys || fail "mount sysfs"
+    mount -t devtmpfs devtmpfs /dev || fail "mount devtmpfs"
+    mkdir -p /dev/pts
+    mount -t devpts devpts /dev/pts || fail "mount devpts"
     # Collectors read swiotlb and slab debugfs files and tracepoints; a kernel
     # without them still boots, the collectors then report what is missing.
-    set -- /sys/kernel/debug/*
-    [ -e "$1" ] || say "KHARNESS-INIT-WARN: no debugfs"
-    [ -d /sys/kernel/tracing/events ] || say "KHARNESS-INIT-WARN: no tracefs"
-    # PTYs only for an interactive login: on the other vCPU, meanwhile
-    { mkdir -p /dev/pts && mount -t devpts devpts /dev/pts || say "KHARNESS-INIT-WARN: no devpts"; } &
+    mount -t debugfs debugfs /sys/kernel/debug || say "KHARNESS-INIT-WARN: no debugfs"
+    mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || say "KHARNESS-INIT-WARN: no tracefs"
 }
 
 # arm_trace: set the bounce histograms before any module probes its device, so
@@ -102,7 +97,7 @@ load_modules() {
 }
 
 network() {
-    { ip link set lo up || say "KHARNESS-INIT-WARN: lo is down"; } &  # SSH does not need it
+    ip link set lo up || fail "lo up"
     # virtio-net probes at insmod; give a slow (TCG) guest a moment anyway.
     tries=0
     until ssh_nic; do
@@ -157,9 +152,6 @@ wait_sshd() {
     until listening; do
         tries=$((tries + 1))
         [ "$tries" -gt 500 ] && fail "dropbear is not listening: $(tail -n 1 /run/dropbear.log)"
-        # Still not up after half a second: dropbear may be waiting for the
-        # kernel's random pool (the entropy device is a late module).
-        [ "$tries" = 25 ] && [ "$late" = 0 ] && { load_modules late; late=1; }
         sleep 0.02
     done
 }
@@ -182,7 +174,7 @@ selftest_checks() {
     fi
 }
 
-/bin/busybox mount -a 2>/dev/null
+/bin/busybox mount -t proc proc /proc || fail "mount proc"
 read -r cmdline < /proc/cmdline
 for word in $cmdline; do [ "$word" = kharness.selftest ] && selftest=1; done
 stamp kernel
@@ -201,7 +193,7 @@ stamp sshd
 printf %s "$times" > /run/kharness-boot.times
 read -r _ _ release _ < /proc/version
 say "KHARNESS-READY release=$release"
-[ "$late" = 1 ] || load_modules late
+load_modules late
 stamp late-modules
 printf %s "$times" > /run/kharness-boot.times
 echo "ok modules=$loaded" > /run/kharness-init.done
