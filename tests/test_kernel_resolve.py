@@ -164,10 +164,16 @@ class FakeArchive:
         self.current = "6.12.0-1"
         self.gone: set[str] = set()
         self.fetched: list[str] = []
+        self.resolved: dict[str, Resolution] = {}
 
     def resolve_package(self, src: DebianSource, refresh: bool = False,
                         progress: debian.Progress = debian.log_progress) -> Resolution:
-        return _resolution(self.debs[self.current], self.current)
+        # Like the real one, a version is resolved once and then read from the cache, so
+        # it keeps the time it was first resolved (a fresh clock here once put the two
+        # resolutions of one version a second apart).
+        if self.current not in self.resolved:
+            self.resolved[self.current] = _resolution(self.debs[self.current], self.current)
+        return self.resolved[self.current]
 
     def fetch_deb(self, res: Resolution, progress: debian.Progress) -> Path:
         if res.version in self.gone:
