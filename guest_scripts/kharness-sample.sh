@@ -13,12 +13,18 @@
 # Cost: under TCG a fork and exec costs about 20 ms of guest CPU, more than
 # reading the files. So nothing forks per sample: one awk reads the files
 # each time a tick arrives on its stdin, and the ticks come from a shell
-# loop that waits with the `read -t` builtin on a FIFO nobody writes (a sleep
-# without a process). stop ends with "@@kharness-sampler ticks=<N> hz=100@@":
-# the CPU time the sampler used, in USER_HZ ticks (fixed at 100 for /proc).
-# The ticker stops after KH_SAMPLE_MAX samples, so a sampler whose host went
-# away cannot fill the guest's RAM.
-# KH_SYSROOT (tests on the host only) prefixes the /proc files sampled.
+# loop that waits with the `read -t` builtin on a FIFO (a sleep without a
+# process). stop writes a byte into that FIFO: the ticker ends, the awk sees
+# the end of its input, and the shell that ran the two reads its own
+# /proc/self/stat, whose cutime and cstime hold theirs (both reaped), and
+# writes the total to "used"; stop waits for it on a second FIFO. So the
+# sampler accounts for itself: stopping walks no /proc and kills nothing.
+# stop ends with "@@kharness-sampler ticks=<N> hz=100@@": the CPU time the
+# sampler used, in USER_HZ ticks (fixed at 100 for /proc). A sampler that does
+# not end within 2.5 s (or a shell without read -t, as dash in the host's
+# tests) is killed instead, its CPU time read from /proc/<pid>/stat of its
+# processes. The ticker stops after KH_SAMPLE_MAX samples, so a sampler whose
+# host went away cannot fill the guest's RAM.
 set -u
 R=${KH_SYSROOT:-}
 DIR=${KH_SAMPLE_DIR:-/run/kharness-sample}
@@ -30,11 +36,26 @@ ticker() {
 	while [ "$n" -lt "$MAX" ]; do
 		echo "$n"
 		n=$((n + 1))
-		read -r -t "$1" -u 3 _
+		# One byte at a time: busybox's read -t drops the part of a line it read
+		# when its time runs out, but a byte either arrives or waits for the next.
+		c=""
+		read -r -n 1 -t "$1" -u 3 c
+		st=$?
+		[ -n "$c" ] && break  # stop wrote its byte
 		# busybox ash times out with 1; a shell without read -t (dash, in the
 		# host's tests) fails otherwise, and sleeps instead.
-		[ "$?" = 1 ] || sleep "$1"
+		[ "$st" = 1 ] || sleep "$1"
 	done
+}
+
+# The CPU time of this shell and of its reaped children (utime stime cutime
+# cstime of /proc/self/stat, counted from after the command name), in ticks;
+# read with a builtin, so /proc/self is this shell.
+own_ticks() {
+	read -r stat </proc/self/stat || return 1
+	# shellcheck disable=SC2086
+	set -- ${stat##*) }
+	echo $((${12} + ${13} + ${14} + ${15}))
 }
 
 sampler() {
@@ -83,10 +104,31 @@ family() {
 	}' "$@"
 }
 
+# alive PID: PID has not ended (a zombie has: its parent has yet to reap it).
+alive() {
+	st=""
+	read -r st 2>/dev/null <"/proc/$1/stat" || return 1
+	case ${st##*) } in Z*) return 1 ;; esac
+}
+
+# Stop the sampler and print the CPU time it used, in ticks; 1 if none runs.
 stop_loop() {
 	[ -s "$DIR/pid" ] || return 1
 	read -r pid <"$DIR/pid"
-	rm -f "$DIR/pid"
+	: >"$DIR/pid"  # (emptied, not removed: rm is a fork and exec, `:` a builtin)
+	# Opened before asking, so an answer written meanwhile waits in the FIFO.
+	exec 5<>"$DIR/done"
+	if ! [ -s "$DIR/used" ]; then
+		printf s 1<>"$DIR/tick"
+		read -r -n 1 -t 2.5 -u 5 _ 2>/dev/null
+	fi
+	exec 5<&-
+	if [ -s "$DIR/used" ]; then
+		read -r used <"$DIR/used"
+		: >"$DIR/used"
+		echo "$used"
+		return 0
+	fi
 	# shellcheck disable=SC2046
 	set -- $(family "$pid")
 	used=$1
@@ -96,12 +138,13 @@ stop_loop() {
 	# a shell without read -t sleeps.
 	exec 4<>"$DIR/tick"
 	i=0
-	while [ -d "/proc/$pid" ] && [ "$i" -lt 250 ]; do
+	while alive "$pid" && [ "$i" -lt 250 ]; do
 		i=$((i + 1))
 		read -r -t 0.01 -u 4 _ 2>/dev/null
 		[ "$?" = 1 ] || sleep 0.01
 	done
 	exec 4<&-
+	: >"$DIR/used"
 	echo "$used"
 }
 
@@ -109,20 +152,28 @@ case ${1:-} in
 start)
 	interval=${2:?usage: kharness-sample.sh start INTERVAL}
 	stop_loop >/dev/null
-	mkdir -p "$DIR"
+	[ -d "$DIR" ] || mkdir -p "$DIR"
 	[ -p "$DIR/tick" ] || mkfifo "$DIR/tick"
-	: > "$DIR/samples"
+	[ -p "$DIR/done" ] || mkfifo "$DIR/done"
+	: >"$DIR/used"
+	: >"$DIR/samples"
 	# Every descriptor redirected: the SSH session must not wait for the sampler,
-	# and the shell's "Terminated" at stop must not land among the samples.
-	(ticker "$interval" | sampler) </dev/null >>"$DIR/samples" 2>/dev/null &
+	# and the shell's "Terminated" at a kill must not land among the samples.
+	(
+		ticker "$interval" | sampler
+		own_ticks >"$DIR/used"
+		printf d 1<>"$DIR/done"
+	) </dev/null >>"$DIR/samples" 2>/dev/null &
 	echo $! > "$DIR/pid"
 	echo "kharness-sample: started every ${interval}s"
 	;;
 stop)
 	used=$(stop_loop) || { echo "kharness-sample: not running" >&2; exit 1; }
 	cat "$DIR/samples"
+	# On a line of its own even after a sample a kill cut short
+	echo
 	echo "@@kharness-sampler ticks=$used hz=100@@"
-	rm -f "$DIR/samples"
+	: >"$DIR/samples"
 	;;
 *)
 	echo "usage: kharness-sample.sh start INTERVAL | stop" >&2

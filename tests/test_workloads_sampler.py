@@ -2,14 +2,17 @@
 
 The script reads /proc files under KH_SYSROOT, here real captures from an
 arm64 6.12 guest (tests/data/real/trixie-arm64), so what it prints is what a
-guest prints; the host's sh and awk stand in for busybox's. The real-guest
-run and its cost are in test_workloads_boot.py.
+guest prints. It runs twice: under the host's dash and awk (no `read -t`: the
+sampler is stopped by a kill), and under busybox sh with busybox's applets
+first in PATH, as in the guest (the sampler ends when told and accounts for
+itself). The real-guest run and its cost are in test_workloads_boot.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -34,16 +37,47 @@ def sysroot(tmp_path: Path) -> Path:
     return tmp_path / "root"
 
 
-def sample_script(sysroot: Path, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
-    full = {**os.environ, "KH_SYSROOT": str(sysroot), "KH_SAMPLE_DIR": str(tmp_path / "state"), **env}
+BUSYBOX = shutil.which("busybox")
+APPLETS = ("sh", "awk", "sleep", "mkfifo", "mkdir", "cat", "rm", "kill")
+
+
+@pytest.fixture(params=["dash", "busybox"])
+def shell(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The environment of one of the two shells the script runs under."""
+    if request.param == "dash":
+        return {"PATH": os.environ["PATH"]}
+    if BUSYBOX is None:
+        pytest.skip("busybox is not installed (setup.sh --test installs it)")
+    bin_dir = tmp_path / "busybox-bin"
+    bin_dir.mkdir()
+    for applet in APPLETS:
+        (bin_dir / applet).symlink_to(BUSYBOX)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def sample_script(sysroot: Path, tmp_path: Path, *args: str,
+                  shell: dict[str, str] | None = None, **env: str) -> subprocess.CompletedProcess[bytes]:
+    full = {**os.environ, "KH_SYSROOT": str(sysroot), "KH_SAMPLE_DIR": str(tmp_path / "state"),
+            **(shell or {}), **env}
     return subprocess.run(["sh", str(SCRIPT), *args], capture_output=True, env=full, timeout=30, check=False)
 
 
-def test_script_samples_in_the_background_and_stops(sysroot: Path, tmp_path: Path) -> None:
-    started = sample_script(sysroot, tmp_path, "start", "0.1")
+def running(pid: int) -> bool:
+    """Whether `pid` is a process that has not ended (a zombie has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(") ")[2].split()[0] != "Z"
+
+
+def test_script_samples_in_the_background_and_stops(sysroot: Path, tmp_path: Path,
+                                                     shell: dict[str, str]) -> None:
+    started = sample_script(sysroot, tmp_path, "start", "0.1", shell=shell)
     assert started.returncode == 0 and b"started" in started.stdout
+    pid = int((tmp_path / "state" / "pid").read_text())
     time.sleep(0.8)
-    stopped = sample_script(sysroot, tmp_path, "stop")
+    stopped = sample_script(sysroot, tmp_path, "stop", shell=shell)
     assert stopped.returncode == 0, stopped.stderr
     series = sampler.parse(stopped.stdout, 4096)
     assert len(series.samples) >= 3 and series.problems == ()
@@ -51,15 +85,37 @@ def test_script_samples_in_the_background_and_stops(sysroot: Path, tmp_path: Pat
     first = series.samples[0]
     assert first.uptime == 123.45 and dict(first.classes)["8"] > 0
     assert first.slab is not None and first.sunreclaim is not None and first.sunreclaim <= first.slab
-    assert not (tmp_path / "state" / "pid").exists()  # and nothing left running to sample again
-    assert sample_script(sysroot, tmp_path, "stop").returncode == 1
+    assert not running(pid)  # nothing left to sample again, and nothing recorded as running
+    assert {p.name for p in (tmp_path / "state").iterdir() if p.is_file() and p.stat().st_size} == set()
+    assert sample_script(sysroot, tmp_path, "stop", shell=shell).returncode == 1
 
 
-def test_script_stops_by_itself_after_max_samples(sysroot: Path, tmp_path: Path) -> None:
-    assert sample_script(sysroot, tmp_path, "start", "0.05", KH_SAMPLE_MAX="3").returncode == 0
+def test_script_starts_again_after_a_stop(sysroot: Path, tmp_path: Path, shell: dict[str, str]) -> None:
+    for _ in range(2):
+        assert sample_script(sysroot, tmp_path, "start", "0.05", shell=shell).returncode == 0
+        time.sleep(0.3)
+        stopped = sample_script(sysroot, tmp_path, "stop", shell=shell)
+        series = sampler.parse(stopped.stdout, 4096)
+        assert stopped.returncode == 0 and series.samples and series.cpu_seconds is not None
+
+
+def test_script_stops_by_itself_after_max_samples(sysroot: Path, tmp_path: Path, shell: dict[str, str]) -> None:
+    assert sample_script(sysroot, tmp_path, "start", "0.05", shell=shell, KH_SAMPLE_MAX="3").returncode == 0
     time.sleep(1.0)
-    out = sample_script(sysroot, tmp_path, "stop").stdout
+    out = sample_script(sysroot, tmp_path, "stop", shell=shell).stdout
     assert out.count(b"@@kharness-sample ") == 3
+    assert sampler.parse(out, 4096).cpu_seconds is not None
+
+
+def test_script_counts_the_cpu_time_it_used(sysroot: Path, tmp_path: Path, shell: dict[str, str]) -> None:
+    """A sampler kept busy (40,000 more slabinfo rows to read, not print, each time) reports CPU time."""
+    slabinfo = sysroot / "proc" / "slabinfo"
+    rows = "".join(f"other-{i} 1 1 8 1 1 : tunables 0 0 0 : slabdata 1 1 0\n" for i in range(40000))
+    slabinfo.write_text(slabinfo.read_text() + rows)
+    assert sample_script(sysroot, tmp_path, "start", "0.05", shell=shell).returncode == 0
+    time.sleep(1.5)
+    series = sampler.parse(sample_script(sysroot, tmp_path, "stop", shell=shell).stdout, 4096)
+    assert series.samples and series.cpu_seconds is not None and series.cpu_seconds > 0
 
 
 def test_script_refuses_unknown_commands(sysroot: Path, tmp_path: Path) -> None:
