@@ -167,3 +167,21 @@ def test_slab_debug_on_some_caches_only_is_still_found(awk: str, tmp_path: Path)
     put(root, "sys/kernel/slab/dma-kmalloc-8/store_user", "0\n")
     put(root, "sys/kernel/slab/kmalloc-64/store_user", "1\n")
     assert run(root, awk, tmp_path)["slab_debug"].startswith("store_user=1\n")
+
+
+@pytest.mark.parametrize("awk", AWKS)
+def test_files_come_whole_and_zone_files_are_cut_at_a_line(awk: str, tmp_path: Path) -> None:
+    """Each file is read as one record: its bytes come whole (a \\001 in one too, a last line
+    without its newline gets one), and a zone file over 256 KiB is cut at its last whole line."""
+    root = guest(tmp_path / "root", store_user=False)
+    line = "Node 0, zone   Normal " + "1 " * 40 + "\n"
+    big = line * (262144 // len(line) + 50)
+    put(root, "proc/buddyinfo", big)
+    put(root, "proc/uptime", "20.10 35.70")  # no newline
+    put(root, "proc/meminfo", "MemTotal: 1 kB\n\x01odd: 2 kB\n")
+    sections = run(root, awk, tmp_path)
+    kept = sections["buddyinfo"]
+    assert big.startswith(kept) and kept.endswith("\n")
+    assert len(kept) <= 262144 < len(kept) + len(line)
+    assert sections["uptime"] == "20.10 35.70\n"
+    assert sections["meminfo"] == "MemTotal: 1 kB\n\x01odd: 2 kB\n"
