@@ -182,6 +182,12 @@ def test_json_is_the_plain_document_streamed(tmp_path: Path) -> None:
     doc = json.loads(nan_file.read_text())
     doc["metrics"][0]["value"] = math.nan
     nan_file.write_text(json.dumps(doc))
+    # NaN in a baseline (its noise floor), and a baseline of zeros, one of them negative (no %change)
+    for i, rep in enumerate(sorted((base / "cells").glob("b-*/*"))):
+        doc = json.loads((rep / "metrics.json").read_text())
+        doc["metrics"][1]["value"] = math.nan if i == 1 else doc["metrics"][1]["value"]
+        doc["metrics"][2]["value"] = -0.0 if i == 0 else 0.0
+        (rep / "metrics.json").write_text(json.dumps(doc))
     empty = synth.write_run(tmp_path / "empty", [])
     runs = [load_samples(d, Selection()) for d in (base, new, empty)]
     comparisons = [compare_runs(runs[0], runs[1], Rules()), compare_runs(runs[2], runs[2], Rules())]
