@@ -12,9 +12,10 @@ from junitparser import JUnitXml
 
 from harness.config.load import load
 from harness.errors import GuestError, InfraError
+from harness.machine.ssh import CommandResult
 from harness.results import load_run
 from harness.run.runner import RunOptions, run
-from tests.fakes.guest import fake_boot
+from tests.fakes.guest import FakeGuest, fake_boot, ok
 from tests.fakes.runs import guest_factory, workload
 
 SCHEMA = Path(__file__).parent / "data" / "junit-10.xsd"
@@ -139,3 +140,24 @@ def test_fake_run_refuses_a_non_empty_output_dir(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not empty"):
         _run(tmp_path, guest_factory())
     assert (tmp_path / "out" / "keep.txt").read_text() == "finished work"
+
+
+def _dmesg(command: str, env: dict[str, str]) -> CommandResult | None:
+    return ok(command, b"[    0.000000] Linux version 6.12.0-fake\n") if command == "dmesg" else None
+
+
+@pytest.mark.parametrize("dd_times_out", [False, True])
+def test_dmesg_is_saved_once_from_the_last_batch_or_on_its_own(tmp_path: Path, dd_times_out: bool) -> None:
+    """dmesg rides in the last workload's batch; when that batch ends early (the
+    workload's deadline), it is read on its own: raw/dmesg.txt either way, read once."""
+    guests: list[FakeGuest] = []
+    make = guest_factory(_dmesg, workload("dd-direct", DD_OK, timed_out=dd_times_out))
+
+    def keep(console_log: Path) -> FakeGuest:
+        guests.append(make(console_log))
+        return guests[-1]
+
+    outcome = _run(tmp_path, keep, CONFIG.replace("[trixie-arm64, trixie-x86_64]", "[trixie-arm64]"))
+    rep_dir = load_run(outcome.path).reps[0].path
+    assert (rep_dir / "raw" / "dmesg.txt").read_text().startswith("[    0.000000] Linux version")
+    assert guests[0].commands.count("dmesg") == 1

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 GUEST_SCRIPTS = "/kharness/scripts"
 RAW_OUTPUT_LIMIT = 8 * 1024 * 1024
 SETUP_TIMEOUT = 90.0  # init's late modules (a USB disk's enumeration) come within it
+DMESG_STEP = Step("dmesg", 30.0, limit=RAW_OUTPUT_LIMIT)
 
 
 Progress = Callable[[str], None]
@@ -125,14 +126,17 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
         state.metrics += snap.metrics(None, before, "boot")
         state.metrics += _trace_cost(traced, before)
         deadline = time.monotonic() + state.cell.timeouts.cell
-        for wl_run in state.cell.workloads:
+        dmesg: CommandResult | None = None
+        for i, wl_run in enumerate(state.cell.workloads):
             if time.monotonic() > deadline:
                 state.tests.append(TestResult(f"workload:{wl_run.name}", "skipped", "cell timeout reached"))
                 continue
             progress(f"workload {wl_run.name}")
             state.phase = f"workload:{wl_run.name}"
             wl = workloads[wl_run.name]
-            ok, snap_res = _sampled(guest, state, wl, dict(wl_run.params), before.pagesize)
+            # the last workload's batch also reads dmesg, which saves its own round trip
+            last = i + 1 == len(state.cell.workloads)
+            ok, snap_res, dmesg = _sampled(guest, state, wl, dict(wl_run.params), before.pagesize, last)
             if not guest.alive():
                 break
             if ok is None:
@@ -141,7 +145,7 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
             state.metrics += snap.metrics(before, after, wl.name)
             state.metrics += derived.per_io(state.metrics, wl.name)
             before = after
-        _save_dmesg(guest, state)
+        _save_dmesg(guest, state, dmesg)
         t_stop = time.monotonic()
     state.timings["shutdown"] = round(time.monotonic() - t_stop, 3)
 
@@ -208,14 +212,17 @@ def _snapshot(guest: Guest, state: _Rep, tag: str, res: CommandResult | None = N
 
 
 def _sampled(guest: Guest, state: _Rep, wl: Workload, params: dict[str, object],
-             pagesize: int | None) -> tuple[bool | None, CommandResult | None]:
+             pagesize: int | None, with_dmesg: bool = False,
+             ) -> tuple[bool | None, CommandResult | None, CommandResult | None]:
     """_run_workload with the slab sampler (sampling.py) running around it and the
-    snapshot after it, in one round trip: (the workload's outcome, the snapshot's result)."""
+    snapshot after it (and dmesg, `with_dmesg`), in one round trip: (the workload's
+    outcome, the snapshot's result, dmesg's result)."""
     every = sampling.interval({**dict(wl.params), **params})
     steps = [sampling.start_step(every)] if every else []
     steps += [_workload_step(state, wl, params)]
     steps += [sampling.STOP_STEP] if every else []
     steps += [snapshots.STEP]
+    steps += [DMESG_STEP] if with_dmesg else []
     results = iter(guest.run_steps(steps))
     start = next(results, None) if every else None
     why = sampling.started(start) if every else None
@@ -231,7 +238,7 @@ def _sampled(guest: Guest, state: _Rep, wl: Workload, params: dict[str, object],
                              else sampling.stop(guest, raw, wl.name, every, pagesize))
         state.metrics += metrics
         state.problems += problems
-    return ok, next(results, None)
+    return ok, next(results, None), next(results, None)
 
 
 def _workload_step(state: _Rep, wl: Workload, params: dict[str, object]) -> Step:
@@ -342,13 +349,20 @@ def _guest_number(token: str) -> float | None:
     return value if math.isfinite(value) and abs(value) <= results.MAX_VALUE else None
 
 
-def _save_dmesg(guest: Guest, state: _Rep) -> None:
+def _save_dmesg(guest: Guest, state: _Rep, res: CommandResult | None) -> None:
+    """raw/dmesg.txt: from the last workload's batch (`res`), or read now if that did not
+    get to it (best effort: console.log has the kernel's messages anyway)."""
     t0 = time.monotonic()
-    try:
-        res = guest.run("dmesg", timeout=30.0)
-    except (GuestError, KernelFault):  # best effort: console.log has the kernel's messages anyway
+    if res is not None and res.lost is None and res.exit_status == 0:
+        state.timings["dmesg"] = res.seconds
+    elif guest.alive():
+        try:
+            res = guest.run(DMESG_STEP.command, timeout=DMESG_STEP.timeout)
+        except (GuestError, KernelFault):
+            return
+        state.timings["dmesg"] = round(time.monotonic() - t0, 3)
+    else:
         return
-    state.timings["dmesg"] = round(time.monotonic() - t0, 3)
     atomic.write_bytes(state.path / "raw" / "dmesg.txt", res.stdout[:RAW_OUTPUT_LIMIT])
 
 
