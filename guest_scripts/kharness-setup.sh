@@ -12,20 +12,22 @@
 #                          "timeout" (nothing within KH_INIT_WAIT s, default 60)
 #   trace                  kharness-trace.sh's status line: init's run, or this
 #                          script's rerun when init's did not arm the histograms
-#   trace/slabinfo-before  init's /proc/slabinfo around arming them (their cost);
-#   trace/slabinfo-after   absent when init did not arm them
+#   slabinfo-before-trace  init's /proc/slabinfo around arming them (their cost);
+#   slabinfo-after-trace   absent when init did not arm them
 #   disks                  "ok", or kharness-run.sh's complaint (a disk a workload
 #                          needs did not appear)
-# Always exits 0: the host judges.
+# Always exits 0: the host judges. KH_SYSROOT (tests on the host only) prefixes /run.
 D=${0%/*}
 WAIT=${KH_INIT_WAIT:-60}
+R=${KH_SYSROOT:-}
 
 section() { printf '@@kharness-section %s@@\n' "$1"; }
 
 section init
-done=/run/kharness-init.done
+done=$R/run/kharness-init.done
 i=0
 status=timeout
+nap=""
 while [ "$i" -lt $((WAIT * 50)) ]; do
 	# init writes the line in one go; a line without its newline is not there yet
 	if [ -r "$done" ] && read -r line <"$done"; then
@@ -33,28 +35,41 @@ while [ "$i" -lt $((WAIT * 50)) ]; do
 		break
 	fi
 	i=$((i + 1))
-	sleep 0.02
+	# Wait 20 ms with read -t on a FIFO nobody writes: a sleep without a fork and
+	# exec (15 ms each under TCG); a shell without read -t sleeps.
+	if [ -z "$nap" ]; then
+		nap=$R/run/kharness-setup.nap
+		[ -p "$nap" ] || mkfifo "$nap" 2>/dev/null
+		if [ -p "$nap" ]; then exec 7<>"$nap"; else nap=none; fi
+	fi
+	if [ "$nap" = none ]; then
+		sleep 0.02
+	else
+		read -r -t 0.02 -u 7 _ 2>/dev/null
+		[ "$?" = 1 ] || sleep 0.02
+	fi
 done
+if [ -n "$nap" ] && [ "$nap" != none ]; then exec 7<&-; fi
 echo "$status"
 
 section trace
 armed=no
-if [ -r /run/kharness-trace.txt ]; then
+if [ -r "$R/run/kharness-trace.txt" ]; then
 	while read -r line; do
 		echo "$line"
 		case $line in "kharness-trace: ok"*) armed=yes ;; esac
-	done </run/kharness-trace.txt
+	done <"$R/run/kharness-trace.txt"
 fi
-[ "$armed" = yes ] || sh "$D/kharness-trace.sh" 2>&1
+[ "$armed" = yes ] || KH_SYSROOT=$R sh "$D/kharness-trace.sh" 2>&1
 
-if [ "$armed" = yes ] && [ -r /run/slabinfo-before-trace ] && [ -r /run/slabinfo-after-trace ]; then
+if [ "$armed" = yes ] && [ -r "$R/run/slabinfo-before-trace" ] && [ -r "$R/run/slabinfo-after-trace" ]; then
 	awk 'BEGIN {
 		for (i = 1; i + 1 < ARGC; i += 2) {
 			print "@@kharness-section " ARGV[i] "@@"
 			while ((getline line < ARGV[i + 1]) > 0) print line
 			close(ARGV[i + 1])
 		}
-	}' trace/slabinfo-before /run/slabinfo-before-trace trace/slabinfo-after /run/slabinfo-after-trace
+	}' slabinfo-before-trace "$R/run/slabinfo-before-trace" slabinfo-after-trace "$R/run/slabinfo-after-trace"
 fi
 
 section disks

@@ -142,3 +142,12 @@ matrix:
     assert rc == 3
     assert time.monotonic() - started < 200  # no hang waiting for the dead guest
     assert not _qemu_children()
+
+
+@pytest.mark.parametrize("kernel", ["bookworm-arm64", "trixie-arm64", "bookworm-x86_64", "trixie-x86_64"])
+def test_boot_reports_what_arming_the_histograms_cost(four: tuple[int, RunResult], kernel: str) -> None:
+    """init arms the hist triggers between two slabinfo readings; their maps' kmalloc pages
+    (README: about 200 KiB) are reported, so no slab figure is mistaken for the kernel's."""
+    (rep,) = [r for r in four[1].reps if r.record.axes["kernel"] == kernel]
+    assert (rep.path / "raw" / "trace-slabinfo-before").is_file()
+    assert 0 < _metric(four[1], kernel, "boot:slab.kharness_trace.bytes") < 4 << 20

@@ -16,7 +16,7 @@ from harness.machine.ssh import CommandResult
 from harness.results import load_run
 from harness.run.runner import RunOptions, run
 from tests.fakes.guest import FakeGuest, fake_boot, ok
-from tests.fakes.runs import guest_factory, workload
+from tests.fakes.runs import REAL, guest_factory, workload
 
 SCHEMA = Path(__file__).parent / "data" / "junit-10.xsd"
 
@@ -161,3 +161,27 @@ def test_dmesg_is_saved_once_from_the_last_batch_or_on_its_own(tmp_path: Path, d
     rep_dir = load_run(outcome.path).reps[0].path
     assert (rep_dir / "raw" / "dmesg.txt").read_text().startswith("[    0.000000] Linux version")
     assert guests[0].commands.count("dmesg") == 1
+
+
+def test_what_arming_the_histograms_cost_is_a_boot_metric(tmp_path: Path) -> None:
+    """The setup step carries init's slabinfo from before and after arming the hist triggers;
+    their difference in kmalloc pages is boot:slab.kharness_trace.bytes (once lost to a
+    section name that clashed with the "trace" section)."""
+    before = (REAL / "trixie-arm64" / "slabinfo").read_text()
+    row = next(line for line in before.splitlines() if line.startswith("kmalloc-128 "))
+    fields = row.split()
+    fields[14] = str(int(fields[14]) + 10)  # num_slabs: 10 more one-page slabs
+    after = before.replace(row, " ".join(fields))
+    answer = (b"@@kharness-section init@@\nok modules=2\n@@kharness-section trace@@\nkharness-trace: ok\n"
+              + f"@@kharness-section slabinfo-before-trace@@\n{before}"
+                f"@@kharness-section slabinfo-after-trace@@\n{after}\n".encode()
+              + b"@@kharness-section disks@@\nok\n")
+
+    def setup(command: str, env: dict[str, str]) -> CommandResult | None:
+        return ok(command, answer) if "kharness-setup.sh" in command else None
+
+    outcome = _run(tmp_path, guest_factory(setup, workload("dd-direct", DD_OK)),
+                   CONFIG.replace("[trixie-arm64, trixie-x86_64]", "[trixie-arm64]"))
+    rep = load_run(outcome.path).reps[0]
+    assert {m.key: m.value for m in rep.metrics}["boot:slab.kharness_trace.bytes"] == 10 * 4096
+    assert (rep.path / "raw" / "trace-slabinfo-after").read_text() == after

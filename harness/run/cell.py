@@ -182,7 +182,7 @@ def _guest_setup(state: _Rep, res: CommandResult) -> snap.Sections:
     if disks != "ok":  # the workload that needs the disk fails and says so
         state.problems.append(f"setup: disks not found: {disks[-200:]}")
     for when in ("before", "after"):
-        text = sections.get(f"trace/slabinfo-{when}")
+        text = sections.get(f"slabinfo-{when}-trace")
         if text is not None:
             atomic.write_text(state.path / "raw" / f"trace-slabinfo-{when}", text)
     return sections
@@ -190,7 +190,7 @@ def _guest_setup(state: _Rep, res: CommandResult) -> snap.Sections:
 
 def _trace_cost(sections: snap.Sections, boot: snap.Snapshot) -> list[Metric]:
     """init's slabinfo around arming the histograms (raw/trace-slabinfo-*): their kmalloc cost."""
-    before, after = sections.get("trace/slabinfo-before"), sections.get("trace/slabinfo-after")
+    before, after = sections.get("slabinfo-before-trace"), sections.get("slabinfo-after-trace")
     if before is None or after is None:
         return []  # init could not arm them: the host did, after boot, at no measured cost
     return snap.trace_cost(before, after, boot)
