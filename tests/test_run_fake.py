@@ -185,3 +185,16 @@ def test_what_arming_the_histograms_cost_is_a_boot_metric(tmp_path: Path) -> Non
     rep = load_run(outcome.path).reps[0]
     assert {m.key: m.value for m in rep.metrics}["boot:slab.kharness_trace.bytes"] == 10 * 4096
     assert (rep.path / "raw" / "trace-slabinfo-after").read_text() == after
+
+
+def test_a_setup_section_dropped_is_a_problem_on_record(tmp_path: Path) -> None:
+    answer = (b"@@kharness-section init@@\nok modules=2\n@@kharness-section trace@@\nkharness-trace: ok\n"
+              b"@@kharness-section trace/x@@\n1\n@@kharness-section disks@@\nok\n")
+
+    def setup(command: str, env: dict[str, str]) -> CommandResult | None:
+        return ok(command, answer) if "kharness-setup.sh" in command else None
+
+    outcome = _run(tmp_path, guest_factory(setup, workload("dd-direct", DD_OK)),
+                   CONFIG.replace("[trixie-arm64, trixie-x86_64]", "[trixie-arm64]"))
+    problems = (load_run(outcome.path).reps[0].path / "raw" / "problems.txt").read_text()
+    assert "setup: section trace/x clashes" in problems

@@ -171,6 +171,7 @@ def _guest_setup(state: _Rep, res: CommandResult) -> snap.Sections:
     if res.lost is not None:
         raise res.lost
     sections = snap.split(res.stdout)
+    state.problems += [f"setup: {p}" for p in sections.problems]
     init = sections.get("init", "").strip()
     if init.startswith("error") or init == "timeout" or res.timed_out:
         raise GuestError(f"guest init did not finish: {init[:200] or 'no answer'}",
