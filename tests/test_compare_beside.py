@@ -1,5 +1,5 @@
-"""Half of a big compare in a forked child: the same result, and this process's own work
-whenever the child cannot be used."""
+"""Half of the JSON document encoded by a forked child: the same bytes, and this process's
+own work whenever the child cannot be used."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.compare import beside, jsondoc, load
+from harness.compare import beside, jsondoc
 from harness.compare.diff import compare_runs
-from harness.compare.load import Selection, check_selection, load_runs, load_samples
+from harness.compare.load import Selection, load_samples
 from harness.compare.rules import Rules
-from harness.errors import ResultsError
 from tests.fakes import synth
 
 needs_fork = pytest.mark.skipif(not beside.usable() or beside.cpus() < 2, reason="no child can be forked here")
@@ -85,42 +84,6 @@ def _no_child(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("child", [True, False])
-def test_loading_beside_gives_the_same_runs(runs: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch,
-                                            child: bool) -> None:
-    serial = [load_samples(d, Selection()) for d in runs]
-    monkeypatch.setattr(load, "SPLIT_CELLS", 1)
-    if not child:
-        _no_child(monkeypatch)
-    assert load_runs(list(runs), Selection()) == serial
-
-
-def test_metric_patterns_the_child_matched_count(runs: tuple[Path, Path, Path],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """A --metric pattern only the new directory's metrics match is not refused as a typo."""
-    base, new, _ = runs
-    monkeypatch.setattr(load, "SPLIT_CELLS", 1)
-    selection = Selection(metrics=("only.new",))
-    (next(iter(sorted((new / "cells").glob("*/0")))) / "metrics.json").write_text(
-        '{"format": 1, "metrics": [{"name": "only.new", "value": 1.0}]}')
-    loaded = load_runs([base, new], selection)
-    check_selection(loaded, selection)
-    assert selection.unused_patterns() == []
-
-
-@pytest.mark.parametrize("bad", [0, 1, 2])
-def test_a_bad_file_is_reported_as_without_a_child(runs: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch,
-                                                   bad: int) -> None:
-    path = sorted((runs[bad] / "cells").glob("*/1"))[0] / "metrics.json"
-    path.write_text(path.read_text()[:100])
-    with pytest.raises(ResultsError) as serial:
-        [load_samples(d, Selection()) for d in runs]
-    monkeypatch.setattr(load, "SPLIT_CELLS", 1)
-    with pytest.raises(ResultsError) as split:
-        load_runs(list(runs), Selection())
-    assert str(split.value) == str(serial.value) and str(path) in str(split.value)
-
-
-@pytest.mark.parametrize("child", [True, False])
 def test_the_json_document_encoded_in_halves_is_the_same(runs: tuple[Path, Path, Path],
                                                          monkeypatch: pytest.MonkeyPatch, child: bool) -> None:
     loaded = [load_samples(d, Selection()) for d in runs]
@@ -137,7 +100,6 @@ def test_compare_with_children_prints_the_same(runs: tuple[Path, Path, Path], mo
     argv = ["compare", *map(str, runs), "--format", "json"]
     rc = main(argv)
     whole = capsys.readouterr()
-    monkeypatch.setattr(load, "SPLIT_CELLS", 1)
     monkeypatch.setattr(jsondoc, "SPLIT_METRICS", 1)
     assert main(argv) == rc
     assert capsys.readouterr() == whole

@@ -18,7 +18,7 @@ from pathlib import Path
 from harness import atomic
 from harness.compare import htmlpage, jsondoc, junitreport, mail, markdown, slubdebug, text
 from harness.compare.diff import Comparison, compare_runs
-from harness.compare.load import Selection, check_selection, load_runs
+from harness.compare.load import Selection, check_selection, load_samples
 from harness.compare.rules import Rules, load_rules
 from harness.compare.table import no_match_hint
 from harness.errors import EXIT_FAILURES, EXIT_OK, UsageError
@@ -85,7 +85,7 @@ def compare_dirs(base_dir: Path, new_dirs: list[Path], selection: Selection,
                  rules: Rules) -> list[Comparison]:
     """Load the directories and compare each new one with the baseline."""
     with gc_paused():
-        runs = load_runs([base_dir, *new_dirs], selection)
+        runs = [load_samples(d, selection) for d in (base_dir, *new_dirs)]
         check_selection(runs, selection)
         # A slub_debug U boot's slab figures are not judged against a normal boot's.
         return [slubdebug.apply(compare_runs(runs[0], r, rules)) for r in runs[1:]]

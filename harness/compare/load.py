@@ -20,29 +20,19 @@ directories walked without following links and named by the grammar, each
 repetition where its cell.json says it is, a metric at most once per
 repetition, so a cell's sample count is the number of its repetitions on
 disk, never what a file claims. Names are checked once per run, when first seen.
-
-`load_runs` loads the baseline in this process and, when it is big, the other
-directories at the same time in a forked child (harness.compare.beside),
-which sends them back pickled: the same objects, in a little over half the
-time on two cores. Whatever goes wrong in the child, this process loads
-those directories itself, so a bad file is reported as it would be anyway.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
-import marshal
 import os
-import pickle
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from harness import results
 from harness.compare import fastread
-from harness.compare.beside import beside
 from harness.errors import ResultsError, UsageError
 from harness.model import worst
 
@@ -51,9 +41,6 @@ from harness.model import worst
 # count but are marked suspect; error, interrupted and skipped ones are not
 # the kernel's figures at all.
 USABLE_STATUSES = frozenset({"pass", "fail"})
-# Cells in the baseline from which the other directories are loaded by a child
-# beside it: below, the fork and the pickle would cost more than they save.
-SPLIT_CELLS = 64
 
 Identity = tuple[tuple[str, str], ...]
 # Axes that result directories written before them lack: at their default they
@@ -163,56 +150,6 @@ def axis_text(value: Any) -> str:
     if type(value) is int:
         return str(value)
     return json.dumps(value, sort_keys=True)
-
-
-def load_runs(dirs: list[Path], selection: Selection) -> list[RunSamples]:
-    """`load_samples` of each directory, in order (see the module's docstring)."""
-    first, rest = dirs[0], dirs[1:]
-    if not rest or _cell_count(first) < SPLIT_CELLS:
-        return [load_samples(d, selection) for d in dirs]
-    base, sent = beside(lambda: _sent(rest, selection), lambda: load_samples(first, selection))
-    if sent is None:  # no child: this process loads them too
-        return [base, *(load_samples(d, selection) for d in rest)]
-    return [base, *_received(sent, selection)]
-
-
-# What the child sends: the runs without their cells' values, pickled, then the
-# values, marshalled (dicts of lists of floats, which marshal writes and reads in
-# half the time pickle takes); both made by the child this process forked, from the
-# objects load_samples made, never the input's bytes.
-_PICKLED = struct.Struct("<Q")  # the pickle's length
-
-
-def _sent(dirs: list[Path], selection: Selection) -> bytes:
-    runs = [load_samples(d, selection) for d in dirs]
-    values = [[cell.values for cell in run.cells.values()] for run in runs]
-    for run in runs:
-        for cell in run.cells.values():
-            cell.values = {}
-    pickled = pickle.dumps((runs, selection._patterns_hit, selection._metric_cache), pickle.HIGHEST_PROTOCOL)
-    return _PICKLED.pack(len(pickled)) + pickled + marshal.dumps(values)
-
-
-def _received(sent: bytearray, selection: Selection) -> list[RunSamples]:
-    view = memoryview(sent)
-    (size,) = _PICKLED.unpack_from(view)
-    runs, hit, cache = pickle.loads(view[_PICKLED.size:_PICKLED.size + size])
-    values = marshal.loads(view[_PICKLED.size + size:])
-    for run, cells in zip(runs, values, strict=True):
-        for cell, cell_values in zip(run.cells.values(), cells, strict=True):
-            cell.values = cell_values
-    selection._patterns_hit.update(hit)
-    selection._metric_cache.update(cache)
-    return cast(list[RunSamples], runs)
-
-
-def _cell_count(run_dir: Path) -> int:
-    """How many entries cells/ has (0 when it cannot be read: load_samples will say why)."""
-    try:
-        with os.scandir(run_dir / "cells") as it:
-            return sum(1 for _ in it)
-    except OSError:
-        return 0
 
 
 def load_samples(run_dir: Path, selection: Selection) -> RunSamples:
