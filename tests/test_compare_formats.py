@@ -195,3 +195,18 @@ def test_json_is_the_plain_document_streamed(tmp_path: Path) -> None:
     text = jsondoc.render(comparisons)
     assert text == msgspec.json.encode(_plain_document(comparisons)).decode() + "\n"
     assert json.loads(text)["comparisons"][1]["cell_diffs"] == []
+
+
+def test_json_to_stdout_and_to_a_file_is_the_document(tmp_path: Path, capsys) -> None:
+    """Written as UTF-8 bytes, not decoded first: the same text, non-ASCII included."""
+    metrics = synth.bench_metrics(5)
+    cells = [synth.SynthCell((("kernel", "a"),), metrics)]
+    base, new = synth.write_run(tmp_path / "größer ✓", cells), synth.write_run(tmp_path / "new", cells, seed=1)
+    comparisons = [compare_runs(load_samples(base, Selection()), load_samples(new, Selection()), Rules())]
+    document = jsondoc.render(comparisons)
+    assert "größer ✓" in document
+    assert main(["compare", str(base), str(new), "--format", "json"]) == 0
+    assert capsys.readouterr().out == document
+    out = tmp_path / "doc.json"
+    assert main(["compare", str(base), str(new), "--format", "json", "-o", str(out)]) == 0
+    assert out.read_bytes() == document.encode()

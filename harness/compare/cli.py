@@ -8,7 +8,9 @@ truncated file: the message names it).
 from __future__ import annotations
 
 import argparse
+import codecs
 import gc
+import locale
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,17 +70,40 @@ def main(args: argparse.Namespace) -> int:
                           ignore_axes=tuple(args.ignore_axis))
     comparisons = compare_dirs(base_dir, new_dirs, selection, _rules(args))
     with gc_paused():
-        report = render(comparisons, args)
-    if args.output:
-        atomic.write_text(args.output, report)
-    else:
-        sys.stdout.write(report)
+        report = jsondoc.render_bytes(comparisons) if args.format == "json" else render(comparisons, args)
+    _write(report, args.output)
     if args.format in ("json", "junit") or args.output:
         for hint in filter(None, map(no_match_hint, comparisons)):
             print(f"kharness: note: {hint}", file=sys.stderr)
     for warning in slubdebug.warnings(comparisons):
         print(f"kharness: warning: {warning}", file=sys.stderr)
     return EXIT_FAILURES if any(c.regressions for c in comparisons) else EXIT_OK
+
+
+def _write(report: str | bytearray, output: Path | None) -> None:
+    """The report to the file, or stdout. The JSON document comes as UTF-8: written as it
+    is where the text would have been written in UTF-8, else decoded and written as text."""
+    if output:
+        if isinstance(report, str) or not _utf8(locale.getpreferredencoding(False)):
+            atomic.write_text(output, report if isinstance(report, str) else report.decode())
+        else:
+            with atomic.atomic_open(output, "wb") as f:  # (write_bytes takes bytes: a copy)
+                f.write(report)
+        return
+    buffer = getattr(sys.stdout, "buffer", None)
+    if isinstance(report, str) or buffer is None or not _utf8(getattr(sys.stdout, "encoding", None)):
+        sys.stdout.write(report if isinstance(report, str) else report.decode())
+        return
+    sys.stdout.flush()
+    buffer.write(report)
+    buffer.flush()
+
+
+def _utf8(encoding: str | None) -> bool:
+    try:
+        return encoding is not None and codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
 
 
 def compare_dirs(base_dir: Path, new_dirs: list[Path], selection: Selection,

@@ -69,6 +69,12 @@ class _Metric(msgspec.Struct, gc=False):
 
 def render(comparisons: list[Comparison]) -> str:
     """The document as compact JSON, and a newline."""
+    return render_bytes(comparisons).decode()
+
+
+def render_bytes(comparisons: list[Comparison]) -> bytearray:
+    """`render`'s text in UTF-8, as msgspec wrote it (a big document is 100 MB: not
+    decoded into a str only to be encoded again on the way out)."""
     out = bytearray()
     _open(out, _head(comparisons), "comparisons")
     for i, cmp in enumerate(comparisons):
@@ -78,7 +84,7 @@ def render(comparisons: list[Comparison]) -> str:
         _cells(out, cmp)
         out += b"]}"
     out += b"]}\n"
-    return out.decode()
+    return out
 
 
 def _cells(out: bytearray, cmp: Comparison) -> None:
