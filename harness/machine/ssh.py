@@ -16,6 +16,7 @@ import re
 import secrets
 import select
 import shlex
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,19 +89,29 @@ class GuestShell:
                                        self._host_key)
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
             left = max(1.0, deadline - time.monotonic())
+            sock: socket.socket | None = None
             try:
+                # Our own socket, with Nagle's algorithm off: SSH sends small packets back to
+                # back (a channel's close, then the next one's open; the key exchange), and
+                # with it on each waited for the guest's delayed ACK, about 40 ms (measured).
+                sock = socket.create_connection(("127.0.0.1", self.port), timeout=min(10.0, left))
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 client.connect(
-                    "127.0.0.1", port=self.port, username="root",
+                    "127.0.0.1", port=self.port, username="root", sock=sock,
                     key_filename=str(self._client_key), look_for_keys=False, allow_agent=False,
                     timeout=min(10.0, left), banner_timeout=min(15.0, left),
                     auth_timeout=min(15.0, left),
                 )
             except paramiko.BadHostKeyException as exc:
                 client.close()
+                if sock is not None:
+                    sock.close()
                 raise GuestError("the guest presented an SSH host key that kharness did not give it",
                                  "refusing to talk to it; the initramfs or the guest was tampered with") from exc
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 client.close()
+                if sock is not None:
+                    sock.close()
                 last = exc
                 time.sleep(0.05)  # init said READY once dropbear listened: this is rare and short
                 continue
