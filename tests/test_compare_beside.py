@@ -18,6 +18,17 @@ from tests.fakes import synth
 needs_fork = pytest.mark.skipif(not beside.usable() or beside.cpus() < 2, reason="no child can be forked here")
 
 
+@pytest.fixture(autouse=True)
+def idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child whether or not a CPU is idle now (the test suite keeps them busy)."""
+    monkeypatch.setattr(beside, "_idle_cpu", lambda: beside.cpus() >= 2)
+
+
+def test_no_child_when_every_cpu_is_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(beside, "_idle_cpu", lambda: False)
+    assert beside.beside(lambda: b"x", lambda: 1) == (1, None)
+
+
 @needs_fork
 def test_the_child_works_beside_the_parent() -> None:
     big = os.urandom(3 << 20)  # far more than a pipe holds

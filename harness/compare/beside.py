@@ -56,11 +56,24 @@ def cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _idle_cpu() -> bool:
+    """Is a CPU idle now, for the child? (Tasks runnable at this instant, this one among them,
+    from /proc/loadavg: with every core busy, a child costs CPU and saves no time.)"""
+    if cpus() < 2:
+        return False
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            running = int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return True
+    return running < cpus()
+
+
 def beside(child_work: Callable[[], bytes | bytearray],
            parent_work: Callable[[], T]) -> tuple[T, bytearray | None]:
     """parent_work()'s value, and child_work()'s bytes as a forked child made them
     (None: no child could do it; call child_work yourself)."""
-    if not usable() or cpus() < 2:
+    if not usable() or not _idle_cpu():
         return parent_work(), None
     try:
         r, w = os.pipe()
