@@ -9,12 +9,19 @@ compare` runs them), and rendering the JSON document; the best and the median
 of each are printed, and on the last line both beside their targets as a
 ratio: load+compare 1.0 s, the JSON document 0.5 s (issue 18). The text
 table is timed once, for the record.
+
+What is timed is what `kharness compare --format json` runs: the document is
+jsondoc.render_bytes (its cells encoded in two processes, harness.compare.beside;
+the UTF-8 written as it is, not decoded first). "(cpu)" counts this process and
+its children. --serial times the same with no child, --side-by-side both,
+alternating, with the ratio child/serial.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -28,7 +35,7 @@ from typing import TypeVar
 
 from stamp import say  # bench/stamp.py (a script's own folder is on sys.path)
 
-from harness.compare import cli, jsondoc, text
+from harness.compare import beside, cli, jsondoc, text
 from harness.compare.diff import Comparison, compare_runs
 from harness.compare.load import RunSamples, Selection, load_samples
 from harness.compare.rules import Rules
@@ -89,15 +96,15 @@ def measure(base: Path, new: Path, repeat: int) -> tuple[Timings, Comparison]:
             compare_s, _ = timed(partial(compare_runs, runs[0], runs[1], Rules()))
         del runs, _
         last.clear()
-        cpu = time.process_time()
+        cpu = _cpu()
         together_s, last = timed(partial(cli.compare_dirs, base, [new], Selection(), Rules()))
-        t.together_cpu.append(time.process_time() - cpu)
+        t.together_cpu.append(_cpu() - cpu)
         t.load.append(load_s)
         t.compare.append(compare_s)
         t.together.append(together_s)
     for _ in range(repeat):
         with cli.gc_paused():  # as main does
-            json_s, _ = timed(partial(jsondoc.render, last))
+            json_s, _ = timed(partial(jsondoc.render_bytes, last))
         del _
         t.json.append(json_s)
     return t, last[0]
@@ -105,6 +112,32 @@ def measure(base: Path, new: Path, repeat: int) -> tuple[Timings, Comparison]:
 
 def _load(dirs: list[Path]) -> list[RunSamples]:
     return [load_samples(d, Selection()) for d in dirs]
+
+
+def _cpu() -> float:
+    """CPU time of this process and of its children that have ended (the forked ones)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def side_by_side(base: Path, new: Path, rounds: int) -> None:
+    """load+compare and the JSON document with children and without, alternating."""
+    usable = beside.usable
+    runs: dict[str, Timings] = {"children": Timings(), "serial": Timings()}
+    for i in range(rounds):
+        for mode in ("children", "serial") if i % 2 == 0 else ("serial", "children"):
+            beside.usable = usable if mode == "children" else lambda: False
+            try:
+                t, _ = measure(base, new, 1)
+            finally:
+                beside.usable = usable
+            for name in ("together", "together_cpu", "json"):
+                getattr(runs[mode], name).extend(getattr(t, name))
+    for name in ("together", "together_cpu", "json"):
+        c, s = getattr(runs["children"], name), getattr(runs["serial"], name)
+        print(f"{name:12} children best {min(c):.2f} median {statistics.median(c):.2f} s | serial best {min(s):.2f} "
+              f"median {statistics.median(s):.2f} s | ratio best {min(c) / min(s):.2f} "
+              f"median {statistics.median(c) / statistics.median(s):.2f}")
 
 
 def report(t: Timings, cmp: Comparison) -> None:
@@ -134,15 +167,26 @@ def main() -> None:
     parser.add_argument("--metrics", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=5, help="timed runs (best and median shown)")
     parser.add_argument("--dir", type=Path, help="keep the generated directories here for reuse")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--serial", action="store_true", help="no child beside this process")
+    how.add_argument("--side-by-side", action="store_true",
+                     help="with children and without, alternating, --repeat times each")
     args = parser.parse_args()
     say("bench/compare_bench.py")  # the date the README quotes
+    if args.serial:
+        beside.usable = lambda: False
     if args.dir:
-        base, new = generate(args.dir, args.cells, args.reps, args.metrics)
-        report(*measure(base, new, args.repeat))
+        run(args, *generate(args.dir, args.cells, args.reps, args.metrics))
         return
     # Generating writes and fsyncs 12000 files: TMPDIR=/dev/shm makes it quicker.
     with tempfile.TemporaryDirectory(prefix="compare-bench.") as tmp:
-        base, new = generate(Path(tmp), args.cells, args.reps, args.metrics)
+        run(args, *generate(Path(tmp), args.cells, args.reps, args.metrics))
+
+
+def run(args: argparse.Namespace, base: Path, new: Path) -> None:
+    if args.side_by_side:
+        side_by_side(base, new, 2 * args.repeat)
+    else:
         report(*measure(base, new, args.repeat))
 
 
