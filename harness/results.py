@@ -133,8 +133,14 @@ def rep_dir(run_dir: Path, cell_id: str, rep: int) -> Path:
 def write_metrics(path: Path, metrics: list[Metric]) -> None:
     atomic.write_json(
         path / METRICS_FILE,
-        {"format": RESULT_FORMAT, "metrics": [asdict(m) for m in metrics]},
+        {"format": RESULT_FORMAT, "metrics": [_metric_json(m) for m in metrics]},
     )
+
+
+def _metric_json(m: Metric) -> dict[str, object]:
+    """asdict(m), written out: asdict deep-copies field by field, three times slower here."""
+    return {"name": m.name, "value": m.value, "unit": m.unit, "kind": m.kind, "better": m.better,
+            "workload": m.workload}
 
 
 def write_record(path: Path, record: RepRecord) -> None:
