@@ -12,6 +12,7 @@ gauge is the value read after it (after boot for the "boot" workload).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Iterable
@@ -191,6 +192,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=4096)  # a repetition asks for the same few hundred names each snapshot
 def spec(name: str) -> MetricSpec | None:
     """The first catalogue entry whose pattern matches `name`, or None."""
     return next((s for s in CATALOGUE if fnmatchcase(name, s.pattern)), None)
