@@ -38,14 +38,44 @@ class Row(NamedTuple):
 
 def rows(cmp: Comparison, *, show_all: bool = False) -> list[Row]:
     """The rows of one comparison, most telling first."""
-    out: list[Row] = []
+    return first_rows(cmp, show_all=show_all)[0]
+
+
+def first_rows(cmp: Comparison, *, show_all: bool = False, limit: int = 0,
+               ranges: bool = True) -> tuple[list[Row], int]:
+    """The first `limit` rows of rows() (0: all of them), and how many rows there are.
+
+    Ranked before they are written out: a table of the first 50 of 200,000 rows
+    formats 50 (the sort key is the Row's own: verdict, |%change|, cell, metric).
+    ranges=False leaves base_range and new_range empty, for a writer that does not
+    show them (the terminal table: 800,000 numbers fewer to write for 200,000 rows).
+    """
+    order = _ORDER
+    ranked: list[tuple[tuple[int, float, str, str], CellDiff, MetricDiff | None, float | None]] = []
+    append = ranked.append
     for cell in cmp.cells:
+        slug = cell.slug
         if show_all or _status_worth_a_row(cell):
-            out.append(_cell_row(cell))
-        out.extend(_metric_row(cell, m) for m in cell.metrics if show_all or _worth_a_row(cmp, m))
-    order = {v: i for i, v in enumerate(VERDICTS)}
-    out.sort(key=lambda r: (order[r.verdict], -r.sort_size, r.cell, r.metric))
-    return out
+            metric = STATUS_ROW if cell.presence == "both" else CELL_ROW
+            append(((order[cell.status.verdict], -0.0, slug, metric), cell, None, None))
+        for m in cell.metrics:
+            if show_all or _worth_a_row(cmp, m):
+                pct = m.percent()
+                unit = f" [{m.info.unit}]" if m.info.unit else ""
+                size = abs(pct) if pct is not None else math.inf
+                append(((order[m.judgement.verdict], -size, slug, f"{m.key}{unit}"), cell, m, pct))
+    ranked.sort(key=_first)
+    chosen = ranked[:limit] if limit else ranked
+    return [_cell_row(cell) if m is None else _metric_row(cell, m, pct, key[3], ranges)
+            for key, cell, m, pct in chosen], len(ranked)
+
+
+def _first(entry: tuple[tuple[int, float, str, str], CellDiff, MetricDiff | None, float | None]
+           ) -> tuple[int, float, str, str]:
+    return entry[0]
+
+
+_ORDER = {v: i for i, v in enumerate(VERDICTS)}
 
 
 def summary_line(cmp: Comparison) -> str:
@@ -124,15 +154,14 @@ def _cell_row(cell: CellDiff) -> Row:
                0.0)
 
 
-def _metric_row(cell: CellDiff, m: MetricDiff) -> Row:
-    pct = m.percent()
+def _metric_row(cell: CellDiff, m: MetricDiff, pct: float | None, metric: str, ranges: bool) -> Row:
     reason = m.judgement.reason + ("; includes failed repetitions" if m.suspect else "")
-    unit = f" [{m.info.unit}]" if m.info.unit else ""
     b, n = m.summary("base"), m.summary("new")
     change = percent_text(pct) if pct is not None else delta_text(b, n)
     return Row(
-        cell.slug, f"{m.key}{unit}", side_text(b), side_text(n),
-        f"{b.n if b else '-'}/{n.n if n else '-'}", range_text(b), range_text(n),
+        cell.slug, metric, side_text(b), side_text(n),
+        f"{b.n if b else '-'}/{n.n if n else '-'}",
+        range_text(b) if ranges else "", range_text(n) if ranges else "",
         change, p_text(m.judgement.p), m.judgement.verdict, reason,
         abs(pct) if pct is not None else math.inf,
     )
@@ -172,8 +201,11 @@ def p_text(p: float | None) -> str:
 
 def number(v: float, digits: int = 4) -> str:
     """Whole numbers with thousands separators, others to `digits` significant digits."""
-    if not math.isfinite(v):
+    if v - v != 0:  # inf or nan (a finite number less itself is 0)
         return str(v)
-    if abs(v) >= 10 ** (digits - 1) or float(v).is_integer():
+    if v % 1 == 0 or abs(v) >= _WHOLE.get(digits, 10 ** (digits - 1)):
         return f"{v:,.0f}"
     return f"{v:.{digits}g}"
+
+
+_WHOLE = {d: 10 ** (d - 1) for d in range(1, 10)}  # (a power a call: a fifth of number's time)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from harness.compare.diff import Comparison
-from harness.compare.table import Row, missing_lines, no_match_hint, rows, summary_line
+from harness.compare.table import Row, first_rows, missing_lines, no_match_hint, summary_line
 from harness.formats import terminal
 
 STYLE = {
@@ -37,12 +37,10 @@ def _render_one(console: Console, term: terminal.Terminal, cmp: Comparison, show
     for line in (no_match_hint(cmp), *missing_lines(cmp.base), *missing_lines(cmp.new)):
         if line:
             console.print(Text(f"note: {line}", style="yellow"))
-    shown = rows(cmp, show_all=show_all)
-    total = len(shown)
+    shown, total = first_rows(cmp, show_all=show_all, limit=limit, ranges=False)
     if not shown:
         console.print("nothing changed beyond the noise floors\n")
         return
-    shown = shown[:limit] if limit else shown
     table = term.table(show_lines=False, header_style="bold" if term.color else "")
     table.add_column("cell", overflow="fold")
     # Metric names are what a reader scans for: never cut them short.
@@ -51,15 +49,12 @@ def _render_one(console: Console, term: terminal.Terminal, cmp: Comparison, show
         table.add_column(col, justify="right")
     table.add_column("verdict")
     table.add_column("why", ratio=1)
-    for r in shown:
-        table.add_row(*_cells(r))
-    console.print(table)
+    console.file.write(terminal.render_table(console, table, [_cells(r) for r in shown], {7: STYLE}))
     if limit and total > limit:
         console.print(f"... and {total - limit} more rows (--limit 0 shows all)")
     console.print()
 
 
-def _cells(r: Row) -> list[Text]:
-    """As Text, so that "[bytes]" and the like are not taken for rich markup."""
-    plain = [r.cell, r.metric, r.base, r.new, r.n, r.change, r.p]
-    return [*map(Text, plain), Text(r.verdict, style=STYLE[r.verdict]), Text(r.reason)]
+def _cells(r: Row) -> tuple[str, ...]:
+    """The text of each column (drawn as Text: "[bytes]" and the like are not rich markup)."""
+    return (r.cell, r.metric, r.base, r.new, r.n, r.change, r.p, r.verdict, r.reason)
