@@ -8,7 +8,7 @@ from harness import __version__
 from harness.compare.diff import Comparison
 from harness.compare.load import RunSamples
 from harness.compare.plots import CellCharts, report_charts
-from harness.compare.table import Row, missing_lines, no_match_hint, rows, summary_line
+from harness.compare.table import Row, first_rows, missing_lines, no_match_hint, summary_line
 from harness.formats import svg
 
 CSS = """
@@ -58,16 +58,16 @@ def _section(cmp: Comparison, show_all: bool, limit: int) -> str:
            f"<p>{escape(summary_line(cmp))}</p>"]
     notes = [n for n in (no_match_hint(cmp), *missing_lines(cmp.base), *missing_lines(cmp.new)) if n]
     out += [f'<p class="note">note: {escape(n)}</p>' for n in notes]
-    shown = rows(cmp, show_all=show_all)
+    shown, total = first_rows(cmp, show_all=show_all, limit=limit)  # only the rows shown are written out
     if not shown:
         out.append("<p>Nothing changed beyond the noise floors.</p>")
         return "\n".join(out)
     out.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in COLUMNS)
                + "</tr></thead><tbody>")
-    out += [_row(r) for r in (shown[:limit] if limit else shown)]
+    out += [_row(r) for r in shown]
     out.append("</tbody></table>")
-    if limit and len(shown) > limit:
-        out.append(f"<p>... and {len(shown) - limit} more rows (--limit 0 shows all).</p>")
+    if limit and total > limit:
+        out.append(f"<p>... and {total - limit} more rows (--limit 0 shows all).</p>")
     return "\n".join(out)
 
 

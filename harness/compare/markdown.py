@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from harness.compare.diff import Comparison
-from harness.compare.table import missing_lines, no_match_hint, rows, summary_line
+from harness.compare.table import first_rows, missing_lines, no_match_hint, summary_line
 
 HEADER = ("cell", "metric", "baseline", "new", "n", "range (base / new)", "change", "p", "verdict",
           "why")
@@ -40,18 +40,18 @@ def _one(cmp: Comparison, show_all: bool, limit: int) -> str:
     lines += [f"> note: {escape(n)}" for n in notes]
     if notes:
         lines.append("")
-    shown = rows(cmp, show_all=show_all)
+    shown, total = first_rows(cmp, show_all=show_all, limit=limit)  # only the rows shown are written out
     if not shown:
         return "\n".join([*lines, "Nothing changed beyond the noise floors.", ""])
     lines.append(_row(tuple(escape(h) for h in HEADER)))
     lines.append("|" + "|".join("---" for _ in HEADER) + "|")
-    for r in shown[:limit] if limit else shown:
+    for r in shown:
         ranges = f"{r.base_range} / {r.new_range}" if r.base_range or r.new_range else ""
         verdict = f"**{r.verdict}**" if r.verdict in ("regressed", "improved") else r.verdict
         lines.append(_row((escape(r.cell), code(r.metric), *map(escape, (r.base, r.new, r.n, ranges, r.change, r.p)),
                            verdict, escape(r.reason))))
-    if limit and len(shown) > limit:
-        lines += ["", f"... and {len(shown) - limit} more rows."]
+    if limit and total > limit:
+        lines += ["", f"... and {total - limit} more rows."]
     return "\n".join([*lines, ""])
 
 
