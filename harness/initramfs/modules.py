@@ -26,9 +26,6 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
 from harness import cache
 from harness.atomic import write_json
 from harness.errors import InfraError, UsageError
@@ -190,6 +187,9 @@ def _parse_modules_dep(text: str) -> dict[str, list[str]]:
 
 def modinfo(ko: bytes) -> dict[str, str]:
     """The `key=value` strings of a module's .modinfo section (last value wins)."""
+    from elftools.common.exceptions import ELFError  # where used: see harness/initramfs/elf.py
+    from elftools.elf.elffile import ELFFile
+
     try:
         section = ELFFile(BytesIO(ko)).get_section_by_name(".modinfo")
         data = b"" if section is None else section.data()
