@@ -25,6 +25,7 @@ from harness.arches import preset
 from harness.initramfs import base, keys, modules, runlayer
 from harness.kernel.defaults import DEFAULT_KERNELS
 from harness.kernel.resolve import resolve
+from harness.machine.ssh import GuestShell
 from harness.model import Kernel
 
 pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("initramfs-boot")]
@@ -119,6 +120,11 @@ def test_ssh_login_with_pinned_host_key(kernel_name: str, tmp_path: Path) -> Non
             assert _run(client, "head -n 1 /proc/slabinfo").startswith("slabinfo - version")
             assert _run(client, "ls /sys/kernel/debug/swiotlb >/dev/null && echo ok") == "ok"
             assert _run(client, "cat /sys/class/net/eth1/address") == mac
+            # dropbear drops a command over 9000 bytes: GuestShell sends a long one on stdin
+            with GuestShell(port, g.host_key.public_line, g.client_key.private_path) as shell:
+                shell.connect(30)
+                res = shell.run("x=" + "a" * 12000 + "\necho ${#x}", timeout=60)
+                assert (res.exit_status, res.stdout) == (0, b"12000\n")
             client.exec_command("poweroff -f")
         proc.wait(timeout=60)
     finally:

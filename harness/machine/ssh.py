@@ -30,6 +30,11 @@ from harness.errors import GuestError, KernelFault
 log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT_LIMIT = 32 * 1024 * 1024
+# dropbear, the guest's SSH server, refuses a command longer than its
+# MAX_CMD_LEN (9000 bytes) by dropping the connection, which paramiko reports
+# as an empty error. A longer one (a batch of steps with long workload
+# parameters) goes to the guest's shell on the channel's stdin instead.
+MAX_EXEC_BYTES = 8000
 
 
 @dataclass(frozen=True)
@@ -132,10 +137,11 @@ class GuestShell:
         if transport is None or not transport.is_active():
             raise GuestError("the SSH connection to the guest is gone", "see console.log")
         command = with_env(command, env or {})
+        line, stdin = exec_line(command, stdin)
         start = time.monotonic()
         try:
             chan = _open_session(transport)
-            chan.exec_command(command)
+            chan.exec_command(line)
             if stdin:
                 chan.sendall(stdin)
             chan.shutdown_write()
@@ -170,6 +176,19 @@ class GuestShell:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def exec_line(command: str, stdin: bytes) -> tuple[str, bytes]:
+    """What to send for `command`: itself, or (over MAX_EXEC_BYTES) `sh -s` with the
+    command on stdin, in braces the shell reads whole before it runs them, reading
+    /dev/null so nothing it runs eats the rest of the script."""
+    size = len(command.encode())
+    if size <= MAX_EXEC_BYTES:
+        return command, stdin
+    if stdin:
+        raise GuestError(f"a guest command of {size} bytes that also reads stdin is over the SSH limit "
+                         f"of {MAX_EXEC_BYTES} bytes", "shorten its parameters")
+    return "exec sh -s", b"{\n" + command.encode() + b"\n} </dev/null\n"
 
 
 def steps_script(steps: Sequence[Step], nonce: str) -> str:
