@@ -2,8 +2,9 @@
 # kharness-trace: count swiotlb bounces in the kernel, per size and per device,
 # and (6.12: dma:dma_map_page, dma:dma_map_sg) the DMA mappings they are out of.
 #
-# Run as root in the guest: by init before the modules load, and again by the
-# host after boot (harmless); no arguments. Sets hist triggers:
+# Run as root in the guest: by init before the modules load (with
+# KH_TRACE_BOOT=1, see add below), and again by the host after boot if init's
+# run did not say ok (harmless); no arguments. Sets hist triggers:
 #   swiotlb:swiotlb_bounced  hist:keys=size:vals=hitcount      bounces per mapping size
 #                            hist:keys=dev_name:vals=hitcount  bounces per device
 #   dma:dma_map_page         hist:keys=device:vals=hitcount    mappings per device
@@ -45,15 +46,27 @@ fi
 # histogram included. SIZE: the map's entries; the kernel kmallocs every
 # entry up front, so a map is kept as small as its keys allow (the slab
 # figures must not measure kharness).
-add() {
-	# set already: rerun is harmless (a builtin loop: init runs this at boot, where a fork is dear)
+# set EVENT_DIR KEYS: a hist trigger on KEYS is set there already (a builtin
+# loop: init runs this at boot, where a fork is dear).
+set_already() {
 	while read -r line; do
 		case "$line" in "hist:keys=$2:"*) return 0 ;; esac
 	done <"$1/trigger"
-	if ! echo "hist:keys=$2:vals=hitcount${3:+:size=$3}${4:+ if $4}" >>"$1/trigger" 2>/dev/null; then
-		say "error: cannot set hist:keys=$2 on $1/trigger"
-		exit 1
-	fi
+	return 1
+}
+
+# add EVENT_DIR KEYS [SIZE [FILTER]]: set the trigger unless it is set, so a
+# rerun is harmless. At boot (KH_TRACE_BOOT=1, from init) none can be set yet
+# and looking first is dear: busybox reads a file a byte at a time, about 16 ms
+# for a trigger file under TCG, five times. So there the write goes first, and
+# a look follows only if the kernel refuses it (EEXIST for one that is set).
+add() {
+	boot=${KH_TRACE_BOOT:-0}
+	[ "$boot" != 1 ] && set_already "$1" "$2" && return 0
+	echo "hist:keys=$2:vals=hitcount${3:+:size=$3}${4:+ if $4}" >>"$1/trigger" 2>/dev/null && return 0
+	[ "$boot" = 1 ] && set_already "$1" "$2" 2>/dev/null && return 0
+	say "error: cannot set hist:keys=$2 on $1/trigger"
+	exit 1
 }
 # 256 sizes and 128 devices are more than these guests map; an overflow shows
 # as Dropped, which the host reports. (The default 2048 entries cost 2.3 MB of

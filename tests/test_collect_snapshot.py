@@ -59,8 +59,8 @@ def fake_guest(root: Path, *, stage: str = "after", has_swiotlb: bool = True,
     return root
 
 
-def run(shell: list[str], script: Path, root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*shell, str(script)], env={"KH_SYSROOT": str(root), "PATH": "/usr/bin:/bin"},
+def run(shell: list[str], script: Path, root: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*shell, str(script)], env={"KH_SYSROOT": str(root), "PATH": "/usr/bin:/bin", **env},
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -113,6 +113,31 @@ def test_trace_script_sets_both_triggers_once(shell: list[str], tmp_path: Path) 
     assert (root / EVENT / "trigger").read_text() == (
         "hist:keys=size:vals=hitcount:size=256\nhist:keys=dev_name:vals=hitcount:size=128\n"
     )
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=SHELL_IDS)
+def test_trace_script_at_boot_writes_without_looking(shell: list[str], tmp_path: Path) -> None:
+    """init's run (KH_TRACE_BOOT=1): nothing can be set yet, so a line already in a
+    (fake, plain) trigger file is not looked for: the write goes first. On a
+    kernel a trigger that is set refuses the write, and then it is looked for
+    (test_initramfs_boot runs it again on a booted guest)."""
+    root = fake_guest(tmp_path)
+    trigger = root / EVENT / "trigger"
+    trigger.write_text("hist:keys=size:vals=hitcount:size=256\n")
+    out = run(shell, TRACE_SH, root, KH_TRACE_BOOT="1")
+    assert (out.returncode, out.stdout) == (0, "kharness-trace: ok\n")
+    assert trigger.read_text().splitlines() == [
+        "hist:keys=size:vals=hitcount:size=256", "hist:keys=size:vals=hitcount:size=256",
+        "hist:keys=dev_name:vals=hitcount:size=128"]
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=SHELL_IDS)
+def test_trace_script_at_boot_fails_when_a_trigger_cannot_be_set(shell: list[str], tmp_path: Path) -> None:
+    root = fake_guest(tmp_path)
+    (root / EVENT / "trigger").unlink()
+    (root / EVENT / "trigger").mkdir()  # neither written nor read
+    out = run(shell, TRACE_SH, root, KH_TRACE_BOOT="1")
+    assert out.returncode == 1 and out.stdout.startswith("kharness-trace: error: cannot set hist:keys=size")
 
 
 @pytest.mark.parametrize("shell", SHELLS, ids=SHELL_IDS)

@@ -59,7 +59,8 @@ def _guest(kernel_name: str, tmp: Path) -> Guest:
     ck = keys.generate_client_key(tmp / "keys")
     script = tmp / "hello.sh"
     script.write_text("#!/bin/sh\necho hello from $(hostname)\n")
-    run = runlayer.build_run_layer(tmp / "run.cpio", [ck.public_line], hk.path, [script])
+    trace = Path(__file__).resolve().parent.parent / "guest_scripts" / "kharness-trace.sh"  # init arms it
+    run = runlayer.build_run_layer(tmp / "run.cpio", [ck.public_line], hk.path, [script, trace])
     initrd = runlayer.assemble([layer.path, mods.path, run], tmp / "initrd")
     return Guest(kernel, initrd, hk, ck, len(mods.plan.order))
 
@@ -120,6 +121,13 @@ def test_ssh_login_with_pinned_host_key(kernel_name: str, tmp_path: Path) -> Non
             assert _run(client, "head -n 1 /proc/slabinfo").startswith("slabinfo - version")
             assert _run(client, "ls /sys/kernel/debug/swiotlb >/dev/null && echo ok") == "ok"
             assert _run(client, "cat /sys/class/net/eth1/address") == mac
+            # init armed the histograms at boot (writing first); a rerun in that mode meets
+            # the kernel's EEXIST, looks, and is ok, adding nothing
+            assert _run(client, "cat /run/kharness-trace.txt") == "kharness-trace: ok"
+            trigger = "/sys/kernel/tracing/events/swiotlb/swiotlb_bounced/trigger"
+            before = _run(client, f"cat {trigger}")
+            assert _run(client, "KH_TRACE_BOOT=1 sh /kharness/scripts/kharness-trace.sh") == "kharness-trace: ok"
+            assert _run(client, f"cat {trigger}") == before and before.count("hist:keys=") == 2
             # dropbear drops a command over 9000 bytes: GuestShell sends a long one on stdin
             with GuestShell(port, g.host_key.public_line, g.client_key.private_path) as shell:
                 shell.connect(30)

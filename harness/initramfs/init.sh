@@ -77,7 +77,7 @@ arm_trace() {
     script=/kharness/scripts/kharness-trace.sh
     [ -f "$script" ] || return 0
     cat /proc/slabinfo > /run/slabinfo-before-trace 2>/dev/null
-    sh "$script" > /run/kharness-trace.txt 2>&1
+    KH_TRACE_BOOT=1 sh "$script" > /run/kharness-trace.txt 2>&1
     cat /proc/slabinfo > /run/slabinfo-after-trace 2>/dev/null
 }
 

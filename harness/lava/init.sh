@@ -41,7 +41,7 @@ hostname kharness
 script=/kharness/scripts/kharness-trace.sh
 if [ -f "$script" ]; then
 	cat /proc/slabinfo > /run/slabinfo-before-trace 2>/dev/null
-	sh "$script" > /run/kharness-trace.txt 2>&1
+	KH_TRACE_BOOT=1 sh "$script" > /run/kharness-trace.txt 2>&1
 	cat /proc/slabinfo > /run/slabinfo-after-trace 2>/dev/null
 fi
 
