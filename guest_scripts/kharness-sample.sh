@@ -111,7 +111,8 @@ alive() {
 	case ${st##*) } in Z*) return 1 ;; esac
 }
 
-# Stop the sampler and print the CPU time it used, in ticks; 1 if none runs.
+# Stop the sampler and set $used to the CPU time it used, in ticks; 1 if none
+# runs. (A variable, not output: $(stop_loop) would cost a fork.)
 stop_loop() {
 	[ -s "$DIR/pid" ] || return 1
 	read -r pid <"$DIR/pid"
@@ -126,7 +127,6 @@ stop_loop() {
 	if [ -s "$DIR/used" ]; then
 		read -r used <"$DIR/used"
 		: >"$DIR/used"
-		echo "$used"
 		return 0
 	fi
 	# shellcheck disable=SC2046
@@ -145,13 +145,12 @@ stop_loop() {
 	done
 	exec 4<&-
 	: >"$DIR/used"
-	echo "$used"
 }
 
 case ${1:-} in
 start)
 	interval=${2:?usage: kharness-sample.sh start INTERVAL}
-	stop_loop >/dev/null
+	stop_loop
 	[ -d "$DIR" ] || mkdir -p "$DIR"
 	[ -p "$DIR/tick" ] || mkfifo "$DIR/tick"
 	[ -p "$DIR/done" ] || mkfifo "$DIR/done"
@@ -168,7 +167,8 @@ start)
 	echo "kharness-sample: started every ${interval}s"
 	;;
 stop)
-	used=$(stop_loop) || { echo "kharness-sample: not running" >&2; exit 1; }
+	used=""
+	stop_loop || { echo "kharness-sample: not running" >&2; exit 1; }
 	cat "$DIR/samples"
 	# On a line of its own even after a sample a kill cut short
 	echo

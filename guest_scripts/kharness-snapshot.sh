@@ -26,7 +26,8 @@
 #   end                   "ok": the output was not cut off
 # A missing source is a missing section; errors reading one go into its
 # section for the host to report. Always exits 0. Read-only, except that it
-# mounts debugfs and tracefs where they are not mounted yet.
+# mounts debugfs and tracefs where they are not mounted yet, keeps the page
+# size in /run/kharness-pagesize, and resets swiotlb's high-water mark.
 # KH_SYSROOT (tests on the host only) prefixes every path; nothing is mounted then.
 R=${KH_SYSROOT:-}
 DBG=$R/sys/kernel/debug
@@ -67,9 +68,19 @@ fact hist [ -f "$EVENT/hist" ]
 fact armed_at_init armed
 
 section pagesize
-while read -r line; do
-	case $line in KernelPageSize:*) echo "$line"; break ;; esac
-done <"$R/proc/self/smaps"
+# The boot's page size: looked up in smaps once (busybox reads a file a byte
+# at a time, about 13 ms here under TCG), then kept in /run for the next.
+kept=$R/run/kharness-pagesize
+line=""
+[ -s "$kept" ] && read -r line <"$kept"
+case $line in KernelPageSize:*) ;; *)
+	line=""
+	while read -r l; do
+		case $l in KernelPageSize:*) line=$l; break ;; esac
+	done <"$R/proc/self/smaps"
+	[ -n "$line" ] && echo "$line" 2>/dev/null >"$kept"
+esac
+[ -n "$line" ] && echo "$line"
 
 # Sections and their files, as pairs NAME FILE for the awk.
 set -- uptime "$R/proc/uptime" slabinfo "$R/proc/slabinfo" meminfo "$R/proc/meminfo" vmstat "$R/proc/vmstat"

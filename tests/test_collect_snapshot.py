@@ -98,6 +98,20 @@ def test_snapshot_tells_no_swiotlb_from_no_debugfs(shell: list[str], tmp_path: P
 
 
 @pytest.mark.parametrize("shell", SHELLS, ids=SHELL_IDS)
+def test_snapshot_keeps_the_page_size_for_the_next(shell: list[str], tmp_path: Path) -> None:
+    """smaps is looked at once a boot (busybox reads it a byte at a time): the next snapshot reads /run."""
+    root = fake_guest(tmp_path)
+    (root / "run").mkdir(exist_ok=True)
+    kept = root / "run" / "kharness-pagesize"
+    assert snap_of(shell, root)[1].pagesize == 4096
+    assert kept.read_text() == "KernelPageSize:        4 kB\n"
+    put(root, "proc/self/smaps", "KernelPageSize:       64 kB\n")  # not looked at again
+    assert snap_of(shell, root)[1].pagesize == 4096
+    kept.write_text("no page size\n")  # a kept line that is not one: looked up again
+    assert snap_of(shell, root)[1].pagesize == 65536
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=SHELL_IDS)
 def test_snapshot_without_bounce_histogram(shell: list[str], tmp_path: Path) -> None:
     _, snap = snap_of(shell, fake_guest(tmp_path, trace=False))
     assert snap.bounces is None
