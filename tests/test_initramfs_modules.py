@@ -120,12 +120,30 @@ def test_guest_paths_are_decompressed_under_usr_lib_modules(mdir: Path) -> None:
 def test_layer_has_plain_modules_and_the_load_list(mdir: Path, tmp_path: Path) -> None:
     layer = modules.build_modules_layer(mdir, ["virtio_net", "virtio_blk"], root=tmp_path / "c")
     entries = {e.name: e for e in cpio.read(layer.path.read_bytes())}
-    listing = entries["etc/kharness/modules"].data.decode().splitlines()
-    assert [line.rsplit("/", 1)[-1] for line in listing] == [
-        "virtio_blk.ko", "failover.ko", "net_failover.ko", "virtio_net.ko",
+    text = entries["etc/kharness/modules"].data.decode()
+    assert text.startswith("# kharness: ")
+    # sourced as /init sources it: every module early (no early ones named), in order
+    loaded = subprocess.run(["sh", "-c", 'early() { echo "early $1"; }; late() { echo "late $1"; }; . "$0"',
+                             _write(tmp_path / "list", text)], capture_output=True, text=True, check=True)
+    pairs = [line.split(" ", 1) for line in loaded.stdout.splitlines()]
+    assert [(kind, path.rsplit("/", 1)[-1]) for kind, path in pairs] == [
+        ("early", "virtio_blk.ko"), ("early", "failover.ko"), ("early", "net_failover.ko"), ("early", "virtio_net.ko"),
     ]
-    for line in listing:
-        assert entries[line.lstrip("/")].data.startswith(b"\x7fELF")
+    for _, path in pairs:
+        assert entries[path.lstrip("/")].data.startswith(b"\x7fELF")
+
+
+def test_a_module_path_the_list_cannot_hold_is_refused(mdir: Path, tmp_path: Path) -> None:
+    """The list is sourced by init: a path with a space (or a quote, a $) would be code or two words."""
+    odd = tmp_path / "6.12.0 x"
+    shutil.copytree(mdir, odd)
+    with pytest.raises(UsageError, match="has a character the guest's init cannot take"):
+        modules.build_modules_layer(odd, ["virtio_blk"], root=tmp_path / "c")
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
 
 
 def test_layer_is_cached_and_deterministic(mdir: Path, tmp_path: Path) -> None:
@@ -176,7 +194,8 @@ def test_early_modules_load_before_ready_and_the_rest_after(tmp_path: Path) -> N
     layer = modules.build_modules_layer(mdir, ["virtio_blk", "virtio_net"], root=tmp_path / "c",
                                         early=["virtio_net"])
     entries = {e.name: e for e in cpio.read(layer.path.read_bytes())}
-    listing = [line.rsplit("/", 1)[-1] for line in entries[modules.LIST_PATH].data.decode().splitlines()]
-    assert listing == ["failover.ko", "net_failover.ko", "virtio_net.ko", modules.READY_LINE, "virtio_blk.ko"]
+    lines = entries[modules.LIST_PATH].data.decode().splitlines()[1:]
+    listing = [f"{kind} {path.rsplit('/', 1)[-1]}" for kind, path in (line.split(" ", 1) for line in lines)]
+    assert listing == ["early failover.ko", "early net_failover.ko", "early virtio_net.ko", "late virtio_blk.ko"]
     # where READY falls is part of the cache key
     assert modules.build_modules_layer(mdir, ["virtio_blk", "virtio_net"], root=tmp_path / "c").path != layer.path

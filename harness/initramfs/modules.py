@@ -3,7 +3,7 @@
 The guest has no modprobe and no depmod data to rely on: the host resolves
 dependencies, decompresses the modules (the guest's busybox insmod may not
 read .ko.xz) and writes `/etc/kharness/modules`, the list the guest's init
-loads in order with insmod.
+sources and loads in order with insmod.
 
 Dependencies come from `modules.dep` when the tree has one. Debian's kernel
 packages do not ship it (their postinst runs depmod), so otherwise they are
@@ -20,6 +20,7 @@ empty directory (init/initramfs.c clean_path), breaking the dynamic loader.
 from __future__ import annotations
 
 import os
+import re
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -32,12 +33,17 @@ from harness.errors import InfraError, UsageError
 from harness.initramfs import cpio
 from harness.kernel import compression
 
-LAYOUT = 2  # bump when the layer's layout changes, so old cache entries are not reused
+LAYOUT = 3  # bump when the layer's layout changes, so old cache entries are not reused
 GUEST_MODULES = "usr/lib/modules"
+# The load list, a shell file the guest's init sources: "early PATH" for each
+# module to load before READY (what SSH needs), then "late PATH" for each to
+# load after it, while the host connects. Sourced, because busybox's `read`
+# takes a file a byte at a time: reading a list of paths line by line cost
+# about 30 ms under TCG, sourcing it 2 ms.
 LIST_PATH = "etc/kharness/modules"
-# The line in LIST_PATH after the modules SSH needs: init says READY there and
-# loads the rest while the host connects (a comment to any other reader).
-READY_LINE = "# ready"
+LIST_HEADER = "# kharness: modules in load order; sourced by /init (early: before READY, late: after)\n"
+# What a guest path may hold: it is a word in that file.
+_GUEST_PATH = re.compile(r"/[A-Za-z0-9._+/-]+")
 LAYER_NAME = "modules.cpio"
 
 
@@ -254,10 +260,12 @@ def _plain(rel: str) -> str:
 def layer_members(p: Plan) -> list[cpio.Member]:
     """The decompressed modules plus /etc/kharness/modules, in load order."""
     members = [cpio.file(m.guest_path, decompress(m.source)) for m in p.order]
-    paths = [m.guest_path for m in p.order]
-    late = (READY_LINE, *paths[p.ready_at:]) if p.ready_at < len(paths) else ()
-    listing = "".join(f"{line}\n" for line in (*paths[:p.ready_at], *late))
-    members.append(cpio.file(LIST_PATH, listing.encode()))
+    for m in p.order:
+        if not _GUEST_PATH.fullmatch(m.guest_path):
+            raise UsageError(f"module path {m.guest_path!r} has a character the guest's init cannot take",
+                             "name the kernel release and modules with letters, digits and . _ + - only")
+    listing = "".join(f"{'early' if i < p.ready_at else 'late'} {m.guest_path}\n" for i, m in enumerate(p.order))
+    members.append(cpio.file(LIST_PATH, (LIST_HEADER + listing).encode()))
     return members
 
 

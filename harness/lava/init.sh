@@ -45,12 +45,11 @@ if [ -f "$script" ]; then
 	cat /proc/slabinfo > /run/slabinfo-after-trace 2>/dev/null
 fi
 
-if [ -f /etc/kharness/modules ]; then
-	while read -r module; do
-		case "$module" in ''|'#'*) continue ;; esac
-		insmod "$module" 2>/dev/null || say "KHARNESS-INIT-WARN: insmod $module"
-	done < /etc/kharness/modules
-fi
+# The load list is a shell file of "early <path>" and "late <path>" lines in
+# load order (harness/initramfs/modules.py); here every one loads before READY.
+early() { insmod "$1" 2>/dev/null || say "KHARNESS-INIT-WARN: insmod $1"; }
+late() { early "$1"; }
+[ -f /etc/kharness/modules ] && . /etc/kharness/modules
 
 # Block devices appear asynchronously after their driver loads (the qemu
 # device type's overlay disk among them): wait until the list has not
