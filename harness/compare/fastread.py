@@ -10,8 +10,12 @@ deep) goes the slow way through harness.results, which gives the contract's
 error messages. Without msgspec, everything goes the slow way.
 
 Files are read as harness.results reads them: bounded, never through a link.
-Names are checked against their grammar when a run first shows them
-(harness.compare.load), not in every file.
+`read_file` does it in one open, fstat and read for the usual file (a plain
+file, whole at the first read) and leaves anything else to
+results.read_bytes, which refuses it with its own message: 12000 files go
+through here, and its Path and the second read that finds the end cost as
+much as the read. Names are checked against their grammar when a run first
+shows them (harness.compare.load), not in every file.
 
 The files of one run list the same metrics in the same order, file after
 file. So a `MetricsReader` keeps the names of the last file it read: when a
@@ -22,6 +26,9 @@ strings that every dictionary on the way would hash anew.
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,6 +46,30 @@ def read_json(path: Path) -> dict[str, Any]:
     return results.checked(results.parse_json(results.read_bytes(path), path), path)
 
 
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # results.read_bytes' own
+
+
+def read_file(path: str, exists: Callable[[str], bool]) -> bytes | None:
+    """results.read_bytes(path), or None when `exists(path)` says there is no such file
+    (os.path.lexists or os.path.exists: what the caller looked with before reading)."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError:  # a link, no permission: refused below, unless it is not there at all
+        return results.read_bytes(Path(path)) if exists(path) else None
+    try:
+        st = os.fstat(fd)
+        usual = stat.S_ISREG(st.st_mode) and st.st_size <= results.MAX_JSON_BYTES
+        # A regular file reads whole at once; a short read is its end.
+        data = os.read(fd, st.st_size + 1) if usual else None
+    finally:
+        os.close(fd)
+    if data is None or len(data) > st.st_size:  # not a plain file within the bound, or it grew
+        return results.read_bytes(Path(path))
+    return data
+
+
 class MetricsReader:
     """Reads the metrics.json files of one run (see the module's docstring)."""
 
@@ -47,11 +78,13 @@ class MetricsReader:
         self._workloads: list[str] = []
         self._keys: list[str] = []
 
-    def read(self, path: Path) -> tuple[list[str], list[float]]:
-        """The keys ("workload:name") and values of a metrics.json, in file order; a key given
-        twice is refused (one repetition measures a metric once). The keys are the very list
-        the last call gave when the file names the same metrics in the same order."""
-        data = results.read_bytes(path)
+    def read(self, path: Path | str, data: bytes | None = None) -> tuple[list[str], list[float]]:
+        """The keys ("workload:name") and values of a metrics.json (its bytes `data`, else
+        read), in file order; a key given twice is refused (one repetition measures a metric
+        once). The keys are the very list the last call gave when the file names the same
+        metrics in the same order."""
+        if data is None:
+            data = results.read_bytes(Path(path))
         rows = _fast_rows(data)
         if rows is not None:
             # (list comprehensions: half the cost of map(attrgetter) on a Struct)
@@ -61,7 +94,7 @@ class MetricsReader:
                 return self._keys, values
             keys = [f"{w}:{n}" for w, n in zip(workloads, names, strict=True)]
         else:
-            metrics = _slow_metrics(path, data)
+            metrics = _slow_metrics(Path(path), data)
             names, workloads = [m.name for m in metrics], [m.workload for m in metrics]
             keys, values = [m.key for m in metrics], [m.value for m in metrics]
             if keys == self._keys:
@@ -77,6 +110,20 @@ class MetricsReader:
 def metric_values(path: Path) -> tuple[list[str], list[float]]:
     """The keys and values of one metrics.json (MetricsReader.read, for a lone file)."""
     return MetricsReader().read(path)
+
+
+def result_object(data: bytes) -> dict[str, Any] | None:
+    """A small result file (cell.json) as results.parse_json and results.checked would give
+    it, decoded by msgspec at about twice json's speed; or None: leave it to them (msgspec
+    refuses more than json does, NaN for one, and never accepts what json refuses), as
+    for a file nested more deeply than results.MAX_DEPTH could be."""
+    if _ANY is None or data.count(b"[") + data.count(b"{") > results.MAX_DEPTH:
+        return None
+    try:
+        doc = _ANY.decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("format") == results.RESULT_FORMAT else None
 
 
 def _fast_rows(data: bytes) -> list[Any] | None:
@@ -126,5 +173,7 @@ if msgspec is not None:
         format: int | None = None
 
     _DECODER: msgspec.json.Decoder[_MetricsFile] | None = msgspec.json.Decoder(_MetricsFile)
+    _ANY: msgspec.json.Decoder[Any] | None = msgspec.json.Decoder()
 else:  # pragma: no cover
     _DECODER = None
+    _ANY = None

@@ -27,6 +27,8 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,24 +167,46 @@ def load_samples(run_dir: Path, selection: Selection) -> RunSamples:
     run = fastread.read_json(run_dir / results.RUN_FILE)
     samples = RunSamples(run_dir, run)
     metrics = _RunMetrics(samples.info, selection)
-    for cell_dir in results.cell_dirs(run_dir):
-        cell = _load_cell(cell_dir, samples, selection, metrics)
+    cells = os.path.join(run_dir, "cells")
+    for name in _entries(cells, results.CELL_ID_RE, lambda: results.cell_dirs(run_dir)):
+        cell = _load_cell(os.path.join(cells, name), name, samples, selection, metrics)
         if cell is not None:
             _add_cell(samples, cell, selection)
     samples.missing.update(_missing_cells(run, samples, selection))
     return samples
 
 
-def _load_cell(cell_dir: Path, samples: RunSamples, selection: Selection,
+def _entries(path: str, grammar: re.Pattern[str], checked: Callable[[], Iterable[Path]]) -> Iterable[str]:
+    """The names of `checked()`, results' walk of `path` (cells/ or a cell), when it would find
+    only real directories named by the grammar: then they are read here, sorted as it sorts
+    them, as strings (12000 Paths cost more than the walk). Anything else there (a link, a
+    file, a stray name, `path` itself a link or missing) is left to `checked`, which
+    refuses it, naming it, when its walk comes to it, as it always did."""
+    names = None
+    if not os.path.islink(path):
+        try:
+            with os.scandir(path) as it:
+                found = list(it)
+        except OSError:
+            found = []
+        if found and all(e.is_dir(follow_symlinks=False) for e in found):
+            names = sorted(e.name for e in found)
+    if names is not None and all(map(grammar.fullmatch, names)):
+        return names
+    return (p.name for p in checked())
+
+
+def _load_cell(cell_dir: str, cell_name: str, samples: RunSamples, selection: Selection,
                metrics: _RunMetrics) -> CellSamples | None:
     cell: CellSamples | None = None
     unfinished: list[str] = []
     reps: list[tuple[list[str], list[float]]] = []  # keys and values of each rep that counts
-    for rd in results.rep_dirs(cell_dir):
-        if not results.finished(rd):
-            unfinished.append(f"cells/{cell_dir.name}/{rd.name}")
+    for rep_name in _entries(cell_dir, results.REP_RE, lambda: results.rep_dirs(Path(cell_dir))):
+        rd = os.path.join(cell_dir, rep_name)
+        record = _record(rd, cell_name, rep_name)  # also: it is the repetition its directory says
+        if record is None:
+            unfinished.append(f"cells/{cell_name}/{rep_name}")
             continue
-        record = results.load_record(rd)  # also: it is the repetition its directory says
         if cell is None or record.axes != cell.axes:  # the reps of a cell share their axes
             for axis, value in record.axes.items():
                 samples.axes_seen.setdefault(axis, set()).add(axis_text(value))
@@ -191,21 +215,43 @@ def _load_cell(cell_dir: Path, samples: RunSamples, selection: Selection,
         if cell is None:
             cell = CellSamples(record.cell_id, record.slug, record.axes)
         elif record.axes != cell.axes:
-            raise ResultsError(f"{results.shown(rd / results.CELL_FILE)}: axes differ from the cell's "
-                               "other repetitions", "the file is not one kharness wrote; rerun that cell")
+            raise ResultsError(f"{results.shown(os.path.join(rd, results.CELL_FILE))}: axes differ from the "
+                               "cell's other repetitions", "the file is not one kharness wrote; rerun that cell")
         cell.statuses[record.rep] = record.status
         if record.status in USABLE_STATUSES:
-            metrics_file = rd / results.METRICS_FILE
-            if os.path.exists(metrics_file):
-                reps.append(metrics.read(metrics_file))
+            metrics_file = os.path.join(rd, results.METRICS_FILE)
+            data = fastread.read_file(metrics_file, os.path.exists)
+            if data is not None:
+                reps.append(metrics.read(metrics_file, data))
                 cell.used += 1
                 cell.suspect |= record.status == "fail"
     if cell is None and unfinished:  # nothing finished: still worth reporting
-        cell = CellSamples(cell_dir.name, cell_dir.name, {})
+        cell = CellSamples(cell_name, cell_name, {})
     if cell is not None:
         cell.unfinished = unfinished
         cell.values = _values(reps)
     return cell
+
+
+def _record(rd: str, cell_name: str, rep_name: str) -> results.RepRecord | None:
+    """results.load_record of the repetition directory `rd`, or None: it is unfinished (no
+    cell.json, as results.finished tells). The usual file (read and decoded by fastread,
+    valid, in the directory it names) is checked here by results.record_of; anything else
+    goes to results.load_record, which reads it again and refuses it with its own message
+    (or reads what only json reads, NaN for one)."""
+    data = fastread.read_file(os.path.join(rd, results.CELL_FILE), os.path.lexists)
+    if data is None:
+        return None
+    doc = fastread.result_object(data)
+    if doc is not None:
+        try:
+            record = results.record_of(doc)
+        except results.ValueProblem:
+            pass
+        else:
+            if record.cell_id == cell_name and str(record.rep) == rep_name:
+                return record
+    return results.load_record(Path(rd))
 
 
 def _add_cell(samples: RunSamples, cell: CellSamples, selection: Selection) -> None:
@@ -241,15 +287,15 @@ class _RunMetrics:
         self._kept: list[int] | None = None  # their positions the selection keeps (None: all)
         self._selected: list[str] = []  # those keys
 
-    def read(self, path: Path) -> tuple[list[str], list[float]]:
-        keys, values = self.reader.read(path)
+    def read(self, path: str, data: bytes) -> tuple[list[str], list[float]]:
+        keys, values = self.reader.read(path, data)
         if keys is not self._keys:
             self._cut(keys, path)
         if self._kept is not None:
             values = [values[i] for i in self._kept]
         return self._selected, values
 
-    def _cut(self, keys: list[str], path: Path) -> None:
+    def _cut(self, keys: list[str], path: str) -> None:
         kept = None
         selected = keys
         if self.selection.metrics:
@@ -259,12 +305,12 @@ class _RunMetrics:
         for key in fresh:
             _check_key(key, path)
         if fresh:
-            for key, (unit, kind, better) in fastread.metric_info(path, set(fresh)).items():
+            for key, (unit, kind, better) in fastread.metric_info(Path(path), set(fresh)).items():
                 self.info[key] = MetricInfo(unit, kind, better)
         self._keys, self._kept, self._selected = keys, kept, selected
 
 
-def _check_key(key: str, path: Path) -> None:
+def _check_key(key: str, path: str) -> None:
     """A metric key new to the run: workload and name of their grammar (they reach every report)."""
     workload, _, name = key.partition(":")
     if not results.WORKLOAD_RE.fullmatch(workload) or not results.METRIC_RE.fullmatch(name):
