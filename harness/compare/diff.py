@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import repeat
 from typing import Any, Literal, NamedTuple, cast
 
 from harness.compare.judge import Judgement, judge, status_verdict
@@ -131,12 +132,14 @@ def compare_runs(base: RunSamples, new: RunSamples, rules: Rules) -> Comparison:
 
 
 class _Resolver:
-    """Per metric key, once: its rule and its unit/kind/direction after overrides."""
+    """Per metric key, once: its rule and its unit/kind/direction after overrides; and per
+    list of keys, once, the same as columns (`row`)."""
 
     def __init__(self, rules: Rules, *infos: dict[str, MetricInfo]) -> None:
         self.rules = rules
         self.infos = infos
         self.cache: dict[str, tuple[MetricRule, MetricInfo, Better]] = {}
+        self.rows: dict[tuple[str, ...], _Row] = {}
 
     def __call__(self, key: str) -> tuple[MetricRule, MetricInfo, Better]:
         hit = self.cache.get(key)
@@ -151,6 +154,20 @@ class _Resolver:
             hit = self.cache[key] = (rule, info, better)
         return hit
 
+    def row(self, keys: tuple[str, ...]) -> _Row:
+        """What judging needs of these keys, in their order: the cells of a run nearly all
+        list the same keys, so this is worked out once per run, not once per cell."""
+        hit = self.rows.get(keys)
+        if hit is None:
+            resolved = [self(k) for k in keys]
+            hit = self.rows[keys] = _Row(resolved, [i for _, i, _ in resolved])
+        return hit
+
+
+class _Row(NamedTuple):
+    resolved: list[tuple[MetricRule, MetricInfo, Better]]
+    infos: list[MetricInfo]
+
 
 _new_metric = tuple.__new__
 
@@ -159,18 +176,19 @@ def _matched(ident: Identity, b: CellSamples, n: CellSamples, resolve: _Resolver
     status = status_verdict(b.status, n.status)
     unusable = _unusable(b, "baseline") or _unusable(n, "new run")
     suspect = b.suspect or n.suspect
+    keys = tuple(b.values)
+    if not unusable and keys == tuple(n.values):  # the common case: both sides list the same metrics
+        metrics = _judged(keys, list(b.values.values()), list(n.values.values()), suspect, resolve)
+        return CellDiff(ident, b, n, status, metrics)
     alpha, min_samples = resolve.rules.alpha, resolve.rules.min_samples
     base_values, new_values = b.values, n.values
     resolved = resolve.cache
-    metrics = []
-    # This loop runs for every metric of every cell (200,000 for a big matrix): the
-    # resolver's cache is read here, and each MetricDiff made by tuple.__new__ (a
-    # NamedTuple's own constructor is Python code, at twice the cost).
+    out = []
     for key in _keys(b, n):
         rule, info, better = resolved.get(key) or resolve(key)
         bv = base_values.get(key)
         nv = new_values.get(key)
-        if bv is not None and nv is not None and not unusable:  # the common case first
+        if bv is not None and nv is not None and not unusable:
             j = judge(bv, nv, rule, better, alpha, min_samples)
         elif unusable:
             j = Judgement("inconclusive", unusable)
@@ -178,8 +196,26 @@ def _matched(ident: Identity, b: CellSamples, n: CellSamples, resolve: _Resolver
             j = Judgement("new", "not in the baseline")
         else:
             j = Judgement("gone", "not in the new run")
-        metrics.append(_new_metric(MetricDiff, (key, bv, nv, j, info, suspect)))
-    return CellDiff(ident, b, n, status, tuple(metrics))
+        out.append(_new_metric(MetricDiff, (key, bv, nv, j, info, suspect)))
+    return CellDiff(ident, b, n, status, tuple(out))
+
+
+def _judged(keys: tuple[str, ...], base: list[list[float]], new: list[list[float]], suspect: bool,
+            resolve: _Resolver) -> tuple[MetricDiff, ...]:
+    """The metrics of a cell whose sides list the same keys (`base` and `new` their values,
+    in that order), judged.
+
+    This runs for every metric of every cell (200,000 for a big matrix): the keys' rules
+    come from `row`, made once per run, the values in order, without a lookup, and each
+    MetricDiff is made by tuple.__new__ in map (a NamedTuple's own constructor is Python
+    code, at twice the cost)."""
+    rules = resolve.rules
+    alpha, min_samples = rules.alpha, rules.min_samples
+    row = resolve.row(keys)
+    judgements = [judge(bv, nv, rule, better, alpha, min_samples)
+                  for bv, nv, (rule, _, better) in zip(base, new, row.resolved, strict=True)]
+    return tuple(map(_new_metric, repeat(MetricDiff),
+                     zip(keys, base, new, judgements, row.infos, repeat(suspect, len(keys)), strict=True)))
 
 
 def _keys(b: CellSamples, n: CellSamples) -> Iterable[str]:
