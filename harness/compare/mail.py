@@ -23,7 +23,15 @@ from collections.abc import Sequence
 from rich.cells import cell_len
 
 from harness.compare.diff import Comparison
-from harness.compare.table import Row, missing_lines, no_match_hint, rows, summary_line
+from harness.compare.table import (
+    Row,
+    _status_worth_a_row,
+    _worth_a_row,
+    first_rows,
+    missing_lines,
+    no_match_hint,
+    summary_line,
+)
 
 MAIL_WIDTH = 72
 MIN_WIDTH = 40
@@ -58,18 +66,32 @@ def _one(cmp: Comparison, width: int, show_all: bool, limit: int) -> str:
     for note in (no_match_hint(cmp), *missing_lines(cmp.base), *missing_lines(cmp.new)):
         if note:
             lines += wrap(note, width, "      ", "note: ")
-    shown = rows(cmp, show_all=show_all)
+    # Only the rows shown are written out (a block has no ranges); whether all rows are of
+    # one cell is asked of the comparison, not of rows formatted for it.
+    shown, total = first_rows(cmp, show_all=show_all, limit=limit, ranges=False)
     if not shown:
         return "\n".join([*lines, "", "Nothing changed beyond the noise floors.", ""])
-    cells = {r.cell for r in shown}
-    one_cell = len(cells) == 1
+    one_cell = _one_cell(cmp, show_all)
     if one_cell:
         lines += wrap(f"cell: {shown[0].cell}", width, "  ", "")
-    for r in shown[:limit] if limit else shown:
+    for r in shown:
         lines += ["", *_block(r, width, with_cell=not one_cell)]
-    if limit and len(shown) > limit:
-        lines += ["", *wrap(f"... and {len(shown) - limit} more rows (--limit 0 shows all)", width)]
+    if limit and total > limit:
+        lines += ["", *wrap(f"... and {total - limit} more rows (--limit 0 shows all)", width)]
     return "\n".join([*lines, ""])
+
+
+def _one_cell(cmp: Comparison, show_all: bool) -> bool:
+    """Are all rows of `cmp` (table.rows) of one cell (by the name a row gives it, its slug)?
+    Asked of the cells with a row, as table.first_rows chooses them, up to the second name."""
+    slugs: set[str] = set()
+    for cell in cmp.cells:
+        if cell.slug not in slugs and (show_all or _status_worth_a_row(cell)
+                                       or any(_worth_a_row(cmp, m) for m in cell.metrics)):
+            slugs.add(cell.slug)
+            if len(slugs) > 1:
+                return False
+    return True
 
 
 def _block(r: Row, width: int, *, with_cell: bool) -> list[str]:
