@@ -136,3 +136,21 @@ def test_the_callers_signal_handlers_do_not_run_in_the_child(tmp_path: Path) -> 
         signal.signal(signal.SIGUSR1, old)
     assert sent is not None and bytes(sent) == str(signal.SIG_DFL).encode()
     assert not ran.exists()
+
+
+def test_what_the_child_left_counts_only_whole() -> None:
+    fd = os.memfd_create("test-beside")
+    try:
+        os.write(fd, beside._HEADER.pack(10) + b"12345")
+        assert beside._received(fd) is None  # less than it said
+        os.write(fd, b"67890")
+        assert beside._received(fd) == bytearray(b"1234567890")
+        os.write(fd, b"!")
+        assert beside._received(fd) is None  # more than it said
+    finally:
+        os.close(fd)
+    empty = os.memfd_create("test-beside")
+    try:
+        assert beside._received(empty) is None  # nothing at all
+    finally:
+        os.close(empty)
