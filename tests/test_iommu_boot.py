@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cli import main
-from harness.results import RunResult, load_run
+from harness.results import RunResult
+from tests.runs_real import figures, run_config
 
 pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("iommu-boot")]
 
@@ -37,17 +37,7 @@ include:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    tmp = tmp_path_factory.mktemp("iommu")
-    (tmp / "c.yaml").write_text(CONFIG)
-    rc = main(["run", "-q", str(tmp / "c.yaml"), "-o", str(tmp / "out")])
-    result = load_run(tmp / "out")
-    assert rc == 0, [r.record.reason for r in result.reps]
-    return result
-
-
-def figures(run: RunResult, slug: str) -> dict[str, float]:
-    (rep,) = [r for r in run.reps if r.record.slug == slug]
-    return {m.key: m.value for m in rep.metrics}
+    return run_config(tmp_path_factory.mktemp("iommu"), CONFIG)
 
 
 @pytest.mark.parametrize("slug", ["trixie-arm64.nc.iommu", "trixie-arm64.nc.iommu.smmuv3",

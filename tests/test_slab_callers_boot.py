@@ -15,7 +15,8 @@ import pytest
 
 from harness.cli import main
 from harness.collect import alloc_traces, slabinfo
-from harness.results import RunResult, load_run
+from harness.results import RunResult
+from tests.runs_real import figures, run_config
 
 pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("callers-boot")]
 
@@ -33,22 +34,12 @@ include:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    tmp = tmp_path_factory.mktemp("callers")
-    (tmp / "c.yaml").write_text(CONFIG)
-    rc = main(["run", "-q", str(tmp / "c.yaml"), "-o", str(tmp / "out")])
-    result = load_run(tmp / "out")
-    assert rc == 0, [r.record.reason for r in result.reps]
-    return result
+    return run_config(tmp_path_factory.mktemp("callers"), CONFIG)
 
 
 def rep_dir(run: RunResult, slug: str) -> Path:
     (rep,) = [r for r in run.reps if r.record.slug == slug]
     return run.path / "cells" / rep.record.cell_id / "0"
-
-
-def figures(run: RunResult, slug: str) -> dict[str, float]:
-    (rep,) = [r for r in run.reps if r.record.slug == slug]
-    return {m.key: m.value for m in rep.metrics}
 
 
 SLUGS = ["trixie-arm64.slub", "trixie-arm64.slab_debug-u-kmalloc"]

@@ -19,8 +19,8 @@ import json
 
 import pytest
 
-from harness.cli import main
-from harness.results import RunResult, load_run
+from harness.results import RunResult
+from tests.runs_real import run_config
 
 pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("workloads-boot")]
 
@@ -44,10 +44,8 @@ FIO_JOBS = ("randread.read", "randwrite.write", "randrw.read", "randrw.write")
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    tmp = tmp_path_factory.mktemp("workloads")
-    (tmp / "c.yaml").write_text(CONFIG)
-    main(["run", "-q", str(tmp / "c.yaml"), "-o", str(tmp / "out")])
-    return load_run(tmp / "out")
+    # each cell's status is judged where its figures are read (figures below)
+    return run_config(tmp_path_factory.mktemp("workloads"), CONFIG, must_pass=False)
 
 
 def figures(run: RunResult, slug: str) -> dict[str, float]:

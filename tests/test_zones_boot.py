@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
 from harness.collect import zones
-from harness.results import RunResult, load_run
+from harness.results import RunResult
+from tests.runs_real import run_config
 
 pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("zones-boot")]
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "zones.yaml"
@@ -24,11 +24,7 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "zones.yaml"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    out = tmp_path_factory.mktemp("zones") / "out"
-    rc = main(["run", "-q", str(CONFIG), "-o", str(out)])
-    result = load_run(out)
-    assert rc == 0, [(r.record.slug, r.record.reason) for r in result.reps if r.record.status != "pass"]
-    return result
+    return run_config(tmp_path_factory.mktemp("zones"), CONFIG)
 
 
 def figures(run: RunResult, slug: str) -> dict[str, float]:
