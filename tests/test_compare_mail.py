@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from harness.compare import mail
 from harness.compare import table as rows_table
-from harness.compare.diff import Comparison, compare_runs
-from harness.compare.load import Selection, load_samples
-from harness.compare.rules import Rules
+from harness.compare.diff import Comparison
 from tests.fakes import synth
 
 
@@ -38,12 +35,7 @@ def every_row_formatted(cmp: Comparison, width: int, show_all: bool, limit: int)
 
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory: pytest.TempPathFactory) -> Comparison:
-    tmp = tmp_path_factory.mktemp("runs")
-    base = synth.bench_cells(3, 30, reps=3, noise=0.02)
-    new = synth.planted(base, "swiotlb.*", factor=1.3)
-    dirs = [synth.write_run(tmp / "base", base), synth.write_run(tmp / "new", new, seed=1)]
-    runs = [load_samples(Path(d), Selection()) for d in dirs]
-    return compare_runs(runs[0], runs[1], Rules())
+    return synth.planted_comparison(tmp_path_factory.mktemp("runs"))
 
 
 def one_cell_of(cmp: Comparison, n: int) -> Comparison:

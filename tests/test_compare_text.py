@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import itertools
 import random
-from pathlib import Path
 
 import pytest
 from rich.table import Table
@@ -13,9 +12,6 @@ from rich.text import Text
 
 from harness.compare import table as rows_table
 from harness.compare import text
-from harness.compare.diff import compare_runs
-from harness.compare.load import Selection, load_samples
-from harness.compare.rules import Rules
 from harness.formats import terminal
 from tests.fakes import synth
 
@@ -76,12 +72,7 @@ def test_render_table_leaves_what_rich_would_change_to_rich() -> None:
 
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    tmp = tmp_path_factory.mktemp("runs")
-    base = synth.bench_cells(3, 30, reps=3, noise=0.02)
-    new = synth.planted(base, "swiotlb.*", factor=1.3)
-    dirs = [synth.write_run(tmp / "base", base), synth.write_run(tmp / "new", new, seed=1)]
-    runs = [load_samples(Path(d), Selection()) for d in dirs]
-    return compare_runs(runs[0], runs[1], Rules())
+    return synth.planted_comparison(tmp_path_factory.mktemp("runs"))
 
 
 @pytest.mark.parametrize("show_all", [False, True])

@@ -24,6 +24,9 @@ from typing import Any
 
 from harness import atomic, results
 from harness.collect import catalogue
+from harness.compare.diff import Comparison, compare_runs
+from harness.compare.load import Selection, load_samples
+from harness.compare.rules import Rules
 from harness.config import identity
 from harness.model import Better, Metric, MetricKind, Status, worst
 
@@ -248,3 +251,13 @@ def minalign_example(reps: int = 3) -> tuple[list[SynthCell], list[SynthCell]]:
 
 def _bytes_of(size: str) -> int:
     return int(size[:-1]) * 1024 if size.endswith("k") else int(size)
+
+
+def planted_comparison(tmp: Path) -> Comparison:
+    """Two small run directories written in `tmp` (3 cells x 30 metrics x 3 reps, swiotlb.* up 30%),
+    loaded and compared as `kharness compare` does: rows of every verdict for the reports' tests."""
+    base = bench_cells(3, 30, reps=3, noise=0.02)
+    new = planted(base, "swiotlb.*", factor=1.3)
+    dirs = [write_run(tmp / "base", base), write_run(tmp / "new", new, seed=1)]
+    runs = [load_samples(Path(d), Selection()) for d in dirs]
+    return compare_runs(runs[0], runs[1], Rules())
