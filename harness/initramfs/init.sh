@@ -85,10 +85,11 @@ arm_trace() {
 # loads each early module at once and keeps the late ones for load_late (a
 # file read with `read` goes a byte at a time under busybox: 30 ms for this one).
 late_list=""
-early() {
+load() {
     insmod "$1" || fail "insmod $1"
     loaded=$((loaded + 1))
 }
+early() { load "$1"; }
 late() { late_list="$late_list $1"; }
 
 load_early() {
@@ -98,7 +99,7 @@ load_early() {
 
 load_late() {
     for module in $late_list; do
-        early "$module"
+        load "$module"
     done
 }
 
