@@ -259,11 +259,11 @@ def _plain(rel: str) -> str:
 
 def layer_members(p: Plan) -> list[cpio.Member]:
     """The decompressed modules plus /etc/kharness/modules, in load order."""
-    members = [cpio.file(m.guest_path, decompress(m.source)) for m in p.order]
     for m in p.order:
         if not _GUEST_PATH.fullmatch(m.guest_path):
             raise UsageError(f"module path {m.guest_path!r} has a character the guest's init cannot take",
                              "name the kernel release and modules with letters, digits and . _ + - only")
+    members = [cpio.file(m.guest_path, decompress(m.source)) for m in p.order]
     listing = "".join(f"{'early' if i < p.ready_at else 'late'} {m.guest_path}\n" for i, m in enumerate(p.order))
     members.append(cpio.file(LIST_PATH, (LIST_HEADER + listing).encode()))
     return members
