@@ -247,11 +247,21 @@ def host_facts() -> dict[str, Any]:
 
 
 def _tools() -> dict[str, str]:
+    """kharness's version and each QEMU's; the QEMUs are asked at once (60 ms each here, at every run's start)."""
     versions = {"kharness": __version__}
+    asked: dict[str, subprocess.Popen[str]] = {}
     for binary in sorted({p.qemu for p in arches.presets().values()}):
         try:
-            out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
-        except (OSError, subprocess.TimeoutExpired):
+            asked[binary] = subprocess.Popen([binary, "--version"], stdout=subprocess.PIPE,
+                                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+        except OSError:
+            continue
+    for binary, proc in asked.items():
+        try:
+            out, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
             continue
         m = re.search(r"version (\S+)", out)
         versions[binary] = m.group(1) if m else out.strip()[:60]
