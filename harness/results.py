@@ -162,12 +162,17 @@ def quoted(name: str) -> str:
     return repr(text) if not text.isprintable() else f"'{text}'"
 
 
+# How a result-directory file is opened for reading: never through a link, and
+# without waiting on a FIFO (fstat then refuses anything but a regular file).
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
 def read_bytes(path: Path, limit: int | None = None) -> bytes:
     """A regular file of a result directory, without following a link, at most `limit` bytes
     (MAX_JSON_BYTES unless given)."""
     limit = MAX_JSON_BYTES if limit is None else limit
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, READ_FLAGS)
     except FileNotFoundError:
         raise ResultsError(f"{shown(path)}: missing", "is the run finished? resume it or rerun") from None
     except OSError as exc:

@@ -46,14 +46,11 @@ def read_json(path: Path) -> dict[str, Any]:
     return results.checked(results.parse_json(results.read_bytes(path), path), path)
 
 
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # results.read_bytes' own
-
-
 def read_file(path: str, exists: Callable[[str], bool]) -> bytes | None:
     """results.read_bytes(path), or None when `exists(path)` says there is no such file
     (os.path.lexists or os.path.exists: what the caller looked with before reading)."""
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(path, results.READ_FLAGS)
     except FileNotFoundError:
         return None
     except OSError:  # a link, no permission: refused below, unless it is not there at all

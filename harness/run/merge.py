@@ -199,7 +199,7 @@ def copy_tree(src: Path, dst: Path, depth: int = 0) -> None:
 
 def _copy_file(src: Path, dst: Path) -> None:
     try:
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(src, results.READ_FLAGS)
     except OSError as exc:
         raise ResultsError(f"{results.shown(src)}: cannot read ({exc.strerror})",
                            "a file that is not a plain file is refused") from exc
