@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.compare.rules import MetricRule, Rules, load_rules, parse_percent
+from harness.compare.judge import judge
+from harness.compare.rules import MetricRule, Override, Rules, load_rules, parse_percent
 from harness.errors import ConfigError
 
 
@@ -37,6 +38,25 @@ def test_floor_is_the_larger_of_relative_and_absolute() -> None:
     rule = Rules().rule_for("boot:slab.kmalloc-8.bytes")  # 2% or one page
     assert rule.floor(1_000_000) == 20_000
     assert rule.floor(10_000) == 4096
+
+
+def test_a_size_classs_bytes_floor_is_at_least_sixteen_of_its_objects() -> None:
+    """One more kmalloc-1k slab (8 objects, 8 KiB) in every boot of one side is noise: seen
+    as network buffers in flight while the boot snapshot read slabinfo (test_ab_build)."""
+    rules = Rules()
+    assert rules.rule_for("boot:slab.kmalloc-1k.bytes").floor(98_304) == 16 * 1024
+    assert rules.rule_for("boot:slab.kmalloc-8k.bytes").floor(1_000_000) == 16 * 8192
+    assert rules.rule_for("boot:slab.kmalloc-192.bytes").floor(10_000) == 4096  # a page is more
+    assert rules.rule_for("boot:slab.kmalloc-128.bytes").floor(1_000_000) == 20_000  # 2% is more
+    assert judge([98_304] * 3, [106_496] * 3, rules.rule_for("boot:slab.kmalloc-1k.bytes"),
+                 "lower", 0.05, 3).verdict == "unchanged"
+    assert judge([98_304] * 3, [131_072] * 3, rules.rule_for("boot:slab.kmalloc-1k.bytes"),
+                 "lower", 0.05, 3).verdict == "regressed"
+
+
+def test_a_rules_file_still_sets_a_size_classs_floor() -> None:
+    rules = Rules(overrides=(Override("slab.kmalloc-1k.bytes", (("noise_abs", 0.0),)),))
+    assert rules.rule_for("boot:slab.kmalloc-1k.bytes").floor(98_304) == pytest.approx(0.02 * 98_304)
 
 
 def test_the_samplers_own_cpu_time_needs_ten_ticks_to_count() -> None:

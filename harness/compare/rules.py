@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,6 +49,9 @@ class MetricRule:
     better: Better | None = None  # None: as metrics.json says
     unit: str | None = None
     kind: MetricKind | None = None
+    # For a kmalloc size class's bytes: the floor is at least this many objects of
+    # the class the metric names (kmalloc-1k: 1024 bytes each), resolved in rule_for.
+    noise_objects: int = 0
 
     def matches(self, workload: str, name: str) -> bool:
         target = f"{workload}:{name}" if ":" in self.pattern else name
@@ -62,7 +66,9 @@ class MetricRule:
 
 # Defaults for the names of harness.collect.catalogue. Why these floors: slab
 # figures after boot move by a few slabs from boot to boot (RCU-deferred
-# frees, timers), so 2% or a page; a delta over a workload hovers around zero,
+# frees, timers, network buffers in flight while slabinfo is read), so 2%, a
+# page, or 16 objects of the class (one kmalloc-1k slab is 8 objects, 8 KiB:
+# a page alone would call one more of them a change); a delta over a workload hovers around zero,
 # so a few pages; swiotlb geometry and minalign are fixed by the kernel and its
 # command line; bounce counts follow the I/O done, which fio makes repeatable to
 # a few percent; fio latency tails under TCG are the noisiest figures of all.
@@ -72,7 +78,7 @@ DEFAULT_RULES: tuple[MetricRule, ...] = (
     MetricRule("swiotlb.present", noise=0.0, exact=True),
     MetricRule("swiotlb.slots", noise=0.0, exact=True),
     MetricRule("slab.kmalloc-*.objects", noise=0.02, noise_abs=64.0),
-    MetricRule("slab.kmalloc-*.bytes", noise=0.02, noise_abs=4096.0),
+    MetricRule("slab.kmalloc-*.bytes", noise=0.02, noise_abs=4096.0, noise_objects=16),
     MetricRule("slab.kmalloc.bytes.delta", noise=0.10, noise_abs=4 * 4096.0),
     MetricRule("slab.kmalloc.bytes*", noise=0.01, noise_abs=4096.0),
     MetricRule("slab.whatif.*", noise=0.02),
@@ -148,11 +154,26 @@ class Rules:
         if rule is None:
             workload, _, name = key.partition(":")
             rule = next(r for r in (*self.metrics, MetricRule("*")) if r.matches(workload, name))
+            if rule.noise_objects:
+                rule = _objects_floor(rule, name)
             override = next((o for o in self.overrides if o.matches(workload, name)), None)
             if override is not None:
                 rule = replace(rule, pattern=override.pattern, **dict(override.settings))
             self._cache[key] = rule
         return rule
+
+
+_CLASS_SIZE = re.compile(r"kmalloc-([0-9]{1,5})(k?)\.bytes\Z")
+
+
+def _objects_floor(rule: MetricRule, name: str) -> MetricRule:
+    """`rule` with noise_abs raised to noise_objects objects of the size class in `name`
+    (slab.kmalloc-1k.bytes: 1024 bytes each); a name with no class keeps the rule."""
+    found = _CLASS_SIZE.search(name)
+    if found is None:
+        return rule
+    size = int(found[1]) * (1024 if found[2] else 1)
+    return replace(rule, noise_abs=max(rule.noise_abs, float(rule.noise_objects * size)))
 
 
 RULES = Kind("rules file", "tests/data/compare/rules.yaml", may_be_empty=True)
