@@ -10,11 +10,15 @@ does, a command over 9000 bytes: a longer one must still run.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import paramiko
 import pytest
@@ -22,13 +26,14 @@ from paramiko.common import AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_FAILED_ADMINISTRA
 
 from harness.errors import GuestError
 from harness.initramfs import keys
-from harness.machine.ssh import MAX_EXEC_BYTES, GuestShell, Step
+from harness.machine.ssh import MAX_EXEC_BYTES, GuestShell, Step, sourced
 
 
 class _Server(paramiko.ServerInterface):
     def __init__(self, client_line: str) -> None:
         self.allowed = client_line.split()[1]
         self.commands: list[bytes] = []
+        self.shells: list[subprocess.Popen[bytes]] = []
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         ok = username == "root" and key.get_base64() == self.allowed
@@ -57,23 +62,47 @@ DROPBEAR_MAX_CMD_LEN = 9000  # dropbear's sysoptions.h
 
 
 class _ShellServer(_Server):
-    """Runs each command with `sh -c`, its stdin what the client sent; refuses long ones as dropbear does."""
+    """Runs each command with `sh -c` as dropbear does, streaming: what the client sends
+    goes to its stdin as it comes, its output back as it comes (run_steps' shell lives
+    for many batches); refuses long commands as dropbear does."""
 
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
         self.commands.append(command)
         if len(command) > DROPBEAR_MAX_CMD_LEN:
             return False
+        proc = subprocess.Popen(["sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
+        assert stdin is not None and stdout is not None and stderr is not None
+
+        def feed(stdin: IO[bytes]) -> None:
+            with contextlib.suppress(OSError):
+                while chunk := channel.recv(65536):
+                    stdin.write(chunk)
+                    stdin.flush()
+            with contextlib.suppress(OSError):
+                stdin.close()
+
+        def pump(stream: IO[bytes], send: Callable[[bytes], object]) -> None:
+            with contextlib.suppress(OSError, EOFError):
+                while chunk := os.read(stream.fileno(), 65536):
+                    send(chunk)
 
         def answer() -> None:
-            stdin = b""
-            while chunk := channel.recv(65536):
-                stdin += chunk
-            done = subprocess.run(["sh", "-c", command], input=stdin, capture_output=True, check=False)
-            channel.sendall(done.stdout)
-            channel.sendall_stderr(done.stderr)
-            channel.send_exit_status(done.returncode)
+            err = threading.Thread(target=pump, args=(stderr, channel.sendall_stderr))
+            err.start()
+            pump(stdout, channel.sendall)
+            err.join()
+            status = proc.wait()
+            with contextlib.suppress(OSError, EOFError):
+                if status < 0:  # killed: dropbear sends the signal's name (paramiko reads none) and closes
+                    channel.close()
+                else:
+                    channel.send_exit_status(status)
 
+        threading.Thread(target=feed, args=(stdin,), daemon=True).start()
         threading.Thread(target=answer, daemon=True).start()
+        self.shells.append(proc)
         return True
 
 
@@ -188,3 +217,46 @@ def test_a_long_command_with_stdin_is_refused_with_the_fix(shell_server: tuple[S
             shell.run("true " + "a" * MAX_EXEC_BYTES, timeout=10, stdin=b"data")
     assert info.value.fix == "shorten its parameters"
     assert received == []
+
+
+def test_a_sourced_script_in_a_batch_gets_its_arguments_and_environment(
+        shell_server: tuple[Server, list[bytes]], tmp_path: Path) -> None:
+    """A guest script sourced into its step's subshell (how the guest scripts run, one exec
+    fewer each): its arguments, the step's environment exported to what it runs, and its
+    exit ending only its own step; the next step sees none of it."""
+    script = tmp_path / "it's a script.sh"
+    script.write_text('echo "$#:$1:$2"; sh -c \'echo "env=$KH_A"\'; x=leaked; exit 5\n')
+    steps = [Step(sourced(str(script), "one two", "$(false)"), 10, {"KH_A": "a b'c"}),
+             Step('echo "after ${x:-clean} ${KH_A:-unset}"', 10)]
+    with GuestShell(*shell_server[0][:3]) as shell:
+        shell.connect(10)
+        first, second = shell.run_steps(steps)
+    assert (first.exit_status, first.stdout) == (5, b"2:one two:$(false)\nenv=a b'c\n")
+    assert (second.exit_status, second.stdout) == (0, b"after clean unset\n")
+
+
+def test_batches_go_to_one_shell_and_a_lost_or_late_one_is_replaced(
+        shell_server: tuple[Server, list[bytes]]) -> None:
+    """run_steps' batches share one guest shell (one channel, one exec, instead of one per
+    batch: 50-100 ms each under TCG). A batch cut off by its deadline, or whose shell died
+    under it, leaves the next batch a new shell; what a step's leftover process writes
+    after its batch is not the next batch's output."""
+    (port, host_line, client_key, _), received = shell_server
+    with GuestShell(port, host_line, client_key) as shell:
+        shell.connect(10)
+        first = shell.run_steps([Step("echo one", 10), Step("echo two >&2", 10)])
+        late = shell.run_steps([Step("(sleep 0.3; echo late) &", 10)])
+        time.sleep(0.6)
+        after = shell.run_steps([Step("echo three", 10)])
+        assert received == [b"exec sh -s"]
+        cut = shell.run_steps([Step("echo slow; sleep 30", 0.5), Step("echo never", 10)])
+        again = shell.run_steps([Step("echo four", 10)])
+        died = shell.run_steps([Step("kill -9 $$", 10), Step("echo never", 10)])
+        last = shell.run_steps([Step("echo five", 10)])
+    assert [(r.exit_status, r.stdout, r.stderr) for r in first] == [(0, b"one\n", b""), (0, b"", b"two\n")]
+    assert [(r.exit_status, r.stdout) for r in late + after] == [(0, b""), (0, b"three\n")]
+    assert [(r.exit_status, r.timed_out, r.stdout) for r in cut] == [(-1, True, b"slow\n")]
+    assert [(r.exit_status, r.stdout) for r in again] == [(0, b"four\n")]
+    assert [(r.exit_status, r.timed_out) for r in died] == [(-1, False)]  # the shell went away under it
+    assert [(r.exit_status, r.stdout) for r in last] == [(0, b"five\n")]
+    assert received == [b"exec sh -s"] * 3

@@ -18,7 +18,7 @@ NONCE = "0123456789abcdef"
 
 
 def run_script(shell: list[str], steps: list[Step], tmp_path: Path) -> CommandResult:
-    script = steps_script(steps, NONCE).replace("/run/", f"{tmp_path}/")  # the guest's /run is root's
+    script = steps_script(steps, NONCE, f"{tmp_path}/steps.err")  # the guest's is in /run
     out = subprocess.run([*shell, "-c", script], capture_output=True, timeout=30, check=False)
     assert out.stderr == b""  # every step's stderr is carried in stdout, between markers
     return CommandResult(script, out.returncode, out.stdout, b"", 1.0)
@@ -40,7 +40,11 @@ def test_each_step_keeps_its_output_status_and_stderr(shell: list[str], tmp_path
         (0, b"@@kharness-section x@@\n", b""),
     ]
     assert all(r.seconds >= 0 and not r.timed_out for r in results)
-    assert not list(tmp_path.iterdir())  # the stderr file is gone
+    # the next batch reuses the stderr file: nothing of the last one's stderr is seen again
+    again = [Step("echo fine", 5.0)]
+    assert [(r.stdout, r.stderr) for r in split_steps(run_script(shell, again, tmp_path), again, NONCE)] == [
+        (b"fine\n", b"")]
+    assert [p.name for p in tmp_path.iterdir()] == ["steps.err"]
 
 
 def test_a_step_past_its_limit_is_cut_and_says_so(tmp_path: Path) -> None:

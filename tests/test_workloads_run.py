@@ -15,6 +15,7 @@ from harness.collect import derived
 from harness.config.load import load
 from harness.machine.ssh import CommandResult
 from harness.results import load_run
+from harness.run import sampling
 from harness.run.runner import RunOptions, RunOutcome, run
 from harness.workloads import load as load_workload
 from tests.fakes.guest import fake_boot, ok
@@ -56,7 +57,7 @@ class Guest:
             after = (NONCOHERENT / "hist-after-fio-virtio-blk").read_text()
             return ok(command, snapshot_text(hist=after if self.snapshots > 1 else zeroed(after),
                                              uptime=10.0 + self.snapshots))
-        if "kharness-sample.sh stop" in command:
+        if command == sampling.STOP_STEP.command:
             slab = (REAL / "trixie-arm64" / "slabinfo").read_text().splitlines()
             mem = (REAL / "trixie-arm64" / "meminfo").read_text().splitlines()
             kept = [ln for ln in slab if ln.startswith(("slabinfo", "kmalloc"))] + mem[:1] + [

@@ -35,6 +35,8 @@ DEFAULT_OUTPUT_LIMIT = 32 * 1024 * 1024
 # as an empty error. A longer one (a batch of steps with long workload
 # parameters) goes to the guest's shell on the channel's stdin instead.
 MAX_EXEC_BYTES = 8000
+# run_steps: how long the end of a batch may follow its last step's end (a printf)
+BATCH_END_GRACE = 10.0
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,25 @@ class CommandResult:
 
 @dataclass(frozen=True)
 class Step:
-    """One command of run_steps(): as run()'s arguments, but no stdin."""
+    """One command of run_steps(): as run()'s arguments, but no stdin.
+
+    In a batch the command runs in a subshell of its own with `env` exported,
+    so a guest script is best sourced (sourced()): its `exit` ends only its
+    subshell, and no exec is spent starting another shell. Alone (run()) it
+    is `sh -c`'s.
+    """
 
     command: str
     timeout: float
     env: Mapping[str, str] = field(default_factory=dict)
     limit: int = DEFAULT_OUTPUT_LIMIT
+
+
+def sourced(script: str, *args: str) -> str:
+    """A command running the guest shell script `script` with `args` in the shell that
+    runs the command: `set -- ARGS; . SCRIPT` (POSIX gives `.` no arguments of its own)."""
+    words = " ".join(shlex.quote(a) for a in args)
+    return f"set -- {words}; . {shlex.quote(script)}" if args else f". {shlex.quote(script)}"
 
 
 class GuestShell:
@@ -73,6 +88,10 @@ class GuestShell:
         self._client_key = client_key
         self._host_key = _parse_public_line(host_key_line)
         self._client: paramiko.SSHClient | None = None
+        self._batches: paramiko.Channel | None = None  # run_steps' shell (_batch_shell)
+        # where run_steps' batches put a step's stderr: one file for this shell, never
+        # removed (an rm at the end of each batch cost an exec, about 15 ms under TCG)
+        self._err_file = f"/run/kharness-steps-{secrets.token_hex(8)}.err"
 
     def __enter__(self) -> GuestShell:
         return self
@@ -131,11 +150,7 @@ class GuestShell:
 
         On the deadline the channel is closed and the result says timed_out.
         """
-        if self._client is None:
-            raise GuestError("not connected to the guest")
-        transport = self._client.get_transport()
-        if transport is None or not transport.is_active():
-            raise GuestError("the SSH connection to the guest is gone", "see console.log")
+        transport = self._transport()
         command = with_env(command, env or {})
         line, stdin = exec_line(command, stdin)
         start = time.monotonic()
@@ -145,7 +160,7 @@ class GuestShell:
             if stdin:
                 chan.sendall(stdin)
             chan.shutdown_write()
-            out, err, truncated, timed_out = _drain(chan, start + timeout, limit, marks)
+            out, err, truncated, timed_out, _ = _drain(chan, start + timeout, limit, marks)
             status = -1 if timed_out else chan.recv_exit_status()
             chan.close()
         except (OSError, paramiko.SSHException, EOFError) as exc:
@@ -165,14 +180,72 @@ class GuestShell:
         if not steps:
             return []
         nonce = secrets.token_hex(8)
-        script = steps_script(steps, nonce)
-        marks = [(f"@@kharness-step-err {nonce} {i}@@".encode(), steps[i + 1].timeout if i + 1 < len(steps) else 0.0)
-                 for i in range(len(steps))]
+        script = steps_script(steps, nonce, self._err_file)
+        end = f"@@kharness-batch-end {nonce}@@"
+        # The batch goes to one shell that stays for the next (_batch_shell), in braces
+        # it reads whole before it runs them; the line after them says it is done.
+        payload = f"{{\n{script}\n}} </dev/null\nprintf '\\n{end}\\n'\n".encode()
+        marks = [(f"@@kharness-step-err {nonce} {i}@@".encode(),
+                  steps[i + 1].timeout if i + 1 < len(steps) else BATCH_END_GRACE) for i in range(len(steps))]
         limit = sum(st.limit for st in steps) + 4096 * len(steps)
-        res = self.run(script, steps[0].timeout, limit=limit, marks=marks)
+        start = time.monotonic()
+        chan = self._batch_shell()
+        try:
+            chan.sendall(payload)
+            out, err, truncated, timed_out, ended = _drain(chan, start + steps[0].timeout, limit, marks,
+                                                           until=f"\n{end}\n".encode())
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            self._end_batches()
+            raise GuestError(f"SSH command failed: {exc}", "see console.log") from exc
+        if timed_out or not ended:  # cut off, or the shell went away: the next batch gets a new one
+            self._end_batches()
+        res = CommandResult(script, 0 if ended else -1, out, err, time.monotonic() - start, truncated, timed_out)
         return split_steps(res, steps, nonce)
 
+    def _batch_shell(self) -> paramiko.Channel:
+        """The shell run_steps' batches go to, one after another, on its stdin.
+
+        Under TCG each SSH command costs 50-100 ms before it runs (a channel
+        opened, dropbear's fork, a shell's exec, the close), and dropbear now
+        and then refused a channel opened right after the last one closed.
+        One shell for every batch of a boot costs that once. Anything a
+        step's leftover process wrote after its batch ended is dropped here.
+        """
+        chan = self._batches
+        if chan is not None and not (chan.closed or chan.eof_received or chan.exit_status_ready()):
+            dropped = 0
+            while chan.recv_ready():
+                dropped += len(chan.recv(65536))
+            while chan.recv_stderr_ready():
+                dropped += len(chan.recv_stderr(65536))
+            if dropped:
+                log.warning("dropped %d bytes the guest wrote between two batches", dropped)
+            return chan
+        self._end_batches()
+        transport = self._transport()
+        try:
+            chan = _open_session(transport)
+            chan.exec_command("exec sh -s")
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise GuestError(f"SSH command failed: {exc}", "see console.log") from exc
+        self._batches = chan
+        return chan
+
+    def _end_batches(self) -> None:
+        if self._batches is not None:
+            self._batches.close()
+            self._batches = None
+
+    def _transport(self) -> paramiko.Transport:
+        if self._client is None:
+            raise GuestError("not connected to the guest")
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise GuestError("the SSH connection to the guest is gone", "see console.log")
+        return transport
+
     def close(self) -> None:
+        self._end_batches()
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -191,19 +264,24 @@ def exec_line(command: str, stdin: bytes) -> tuple[str, bytes]:
     return "exec sh -s", b"{\n" + command.encode() + b"\n} </dev/null\n"
 
 
-def steps_script(steps: Sequence[Step], nonce: str) -> str:
+def steps_script(steps: Sequence[Step], nonce: str, err_file: str) -> str:
     """One shell script running `steps`; after each, a line with its status and the guest's
     uptime before and after it, then its stderr, then an end line (builtins only, but the
-    cat of a stderr that is not empty)."""
-    err = f"/run/kharness-steps-{nonce}.err"
+    cat of a stderr that is not empty). `err_file` holds each step's stderr in turn; it is
+    left behind for the next batch (one batch at a time per file).
+
+    Each step runs in a subshell with its environment exported there, not
+    through env(1): under TCG each exec costs about 10 ms, so a step that is a
+    guest script sourced into its subshell (sourced())
+    costs one fork, where `env K=V sh script` cost a fork and two execs."""
+    err = shlex.quote(err_file)
     lines = ["read -r t0 _ </proc/uptime"]
     for i, st in enumerate(steps):
-        lines.append(f"( {with_env(st.command, dict(st.env))}\n) </dev/null 2>{err}; s=$?")  # an exit ends only it
+        lines.append(f"( {_exports(dict(st.env))}{st.command}\n) </dev/null 2>{err}; s=$?")  # an exit ends only it
         lines.append("read -r t1 _ </proc/uptime")
         lines.append(f"printf '\\n@@kharness-step {nonce} {i} %d %s %s@@\\n' \"$s\" \"$t0\" \"$t1\"; "
                      f"[ -s {err} ] && cat {err}")
         lines.append(f"printf '\\n@@kharness-step-err {nonce} {i}@@\\n'; t0=$t1")
-    lines.append(f"rm -f {err}")
     return "\n".join(lines)
 
 
@@ -248,11 +326,23 @@ def _open_session(transport: paramiko.Transport, tries: int = 3) -> paramiko.Cha
     raise AssertionError("unreachable")
 
 
-def with_env(command: str, env: dict[str, str]) -> str:
-    """`command` run with `env` set; values are quoted, so no value reaches the shell as code."""
+def _exports(env: dict[str, str]) -> str:
+    """`export K=V ...; ` for a step's subshell (quoted and checked as with_env's), or ""."""
+    if not env:
+        return ""
+    _check_names(env)
+    return "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items())) + "; "
+
+
+def _check_names(env: Mapping[str, str]) -> None:
     for key in env:
         if not key.replace("_", "a").isalnum() or not key[0].isalpha():
             raise GuestError(f"environment name {key!r} is not a shell identifier")
+
+
+def with_env(command: str, env: dict[str, str]) -> str:
+    """`command` run with `env` set; values are quoted, so no value reaches the shell as code."""
+    _check_names(env)
     if not env:
         return command
     prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
@@ -260,18 +350,23 @@ def with_env(command: str, env: dict[str, str]) -> str:
 
 
 def _drain(chan: paramiko.Channel, deadline: float, limit: int,
-           marks: Sequence[tuple[bytes, float]] = ()) -> tuple[bytes, bytes, bool, bool]:
-    """Both streams until the exit status, each kept up to `limit` bytes; (out, err, truncated, timed_out).
+           marks: Sequence[tuple[bytes, float]] = (), until: bytes | None = None,
+           ) -> tuple[bytes, bytes, bool, bool, bool]:
+    """Both streams until the exit status (or stdout shows `until`), each kept up to
+    `limit` bytes; (out, err, truncated, timed_out, until_seen).
 
     Waits in select() on the channel (paramiko wakes it for either stream
     and at EOF), so output and the end are seen at once, not on a poll tick.
     `marks`: (bytes, seconds) in order; when stdout shows the next one, the
     deadline becomes that many seconds from then (run_steps' step deadlines).
+    `until` is looked for in everything stdout sends, kept or past the limit,
+    and what follows it is not read.
     """
     out, err = bytearray(), bytearray()
     truncated = False
     pending = list(marks)
     searched = 0
+    tail = b""  # the end of stdout so far, as long as `until`, for an `until` split across reads
     while True:
         got = False
         for ready, recv, sink in ((chan.recv_ready, chan.recv, out), (chan.recv_stderr_ready, chan.recv_stderr, err)):
@@ -283,16 +378,21 @@ def _drain(chan: paramiko.Channel, deadline: float, limit: int,
                 room = limit - len(sink)
                 truncated |= len(data) > room
                 sink.extend(data[: max(0, room)])
+                if until is not None and sink is out:
+                    seen = tail + data
+                    if until in seen:
+                        return bytes(out), bytes(err), truncated, False, True
+                    tail = seen[-len(until):]
         while pending and (at := out.find(pending[0][0], searched)) >= 0:
             searched = at + len(pending[0][0])
             deadline = time.monotonic() + pending.pop(0)[1]
         if pending:
             searched = max(searched, len(out) - len(pending[0][0]))
         if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-            return bytes(out), bytes(err), truncated, False
+            return bytes(out), bytes(err), truncated, False, False
         left = deadline - time.monotonic()
         if left <= 0:
-            return bytes(out), bytes(err), truncated, True
+            return bytes(out), bytes(err), truncated, True, False
         if got:
             continue
         if chan.eof_received:  # both streams ended, the exit status is on its way: select() would not wait

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from harness.collect import snapshot as snap
 from harness.errors import GuestError, KernelFault, KharnessError
 from harness.machine.guest import BootFn, Guest, scan_console
 from harness.machine.qemu import traffic_env
-from harness.machine.ssh import CommandResult, Step
+from harness.machine.ssh import CommandResult, Step, sourced
 from harness.model import Cell, Metric, Status, TestResult, worst
 from harness.results import RepRecord
 from harness.run import expect, sampling, snapshots
@@ -161,7 +160,7 @@ def _setup_step(state: _Rep, workloads: dict[str, Workload]) -> Step:
     for wl_run in state.cell.workloads:
         env.update(_device_env(workloads[wl_run.name]))
     env["KH_DISKS"] = "1" if any(k.startswith("KH_SERIAL_") for k in env) else "0"
-    return Step(f"sh {GUEST_SCRIPTS}/kharness-setup.sh", SETUP_TIMEOUT, env, snap.MAX_TOTAL)
+    return Step(sourced(f"{GUEST_SCRIPTS}/kharness-setup.sh"), SETUP_TIMEOUT, env, snap.MAX_TOTAL)
 
 
 def _guest_setup(state: _Rep, res: CommandResult) -> snap.Sections:
@@ -246,7 +245,7 @@ def _workload_step(state: _Rep, wl: Workload, params: dict[str, object]) -> Step
     env = {f"KH_{k.upper()}": str(v) for k, v in {**dict(wl.params), **params}.items()}
     env.update(_device_env(wl))
     timeout = min(state.cell.timeouts.workload, wl.timeout or state.cell.timeouts.workload)
-    return Step(f"sh {GUEST_SCRIPTS}/kharness-run.sh {GUEST_SCRIPTS}/{shlex.quote(wl.script.name)}",
+    return Step(sourced(f"{GUEST_SCRIPTS}/kharness-run.sh", f"{GUEST_SCRIPTS}/{wl.script.name}"),
                 timeout, env, RAW_OUTPUT_LIMIT)
 
 

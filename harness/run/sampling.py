@@ -14,7 +14,7 @@ from harness import atomic
 from harness.collect import sampler
 from harness.errors import GuestError
 from harness.machine.guest import Guest
-from harness.machine.ssh import CommandResult, Step
+from harness.machine.ssh import CommandResult, Step, sourced
 from harness.model import Metric
 
 SCRIPT = "/kharness/scripts/kharness-sample.sh"
@@ -35,10 +35,10 @@ def interval(params: dict[str, object]) -> float:
 
 def start_step(every: float) -> Step:
     """The command that starts sampling every `every` seconds (for a Guest.run_steps() batch)."""
-    return Step(f"sh {SCRIPT} start {every:g}", TIMEOUT)
+    return Step(sourced(SCRIPT, "start", f"{every:g}"), TIMEOUT)
 
 
-STOP_STEP = Step(f"sh {SCRIPT} stop", TIMEOUT, limit=OUTPUT_LIMIT)
+STOP_STEP = Step(sourced(SCRIPT, "stop"), TIMEOUT, limit=OUTPUT_LIMIT)
 
 
 def start(guest: Guest, every: float) -> str | None:

@@ -20,14 +20,14 @@ from harness import atomic
 from harness.collect import snapshot
 from harness.errors import GuestError
 from harness.machine.guest import Guest
-from harness.machine.ssh import CommandResult, Step
+from harness.machine.ssh import CommandResult, Step, sourced
 
 SCRIPT = "/kharness/scripts/kharness-snapshot.sh"
 TIMEOUT = 60.0
 _TAG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 
 
-STEP = Step(f"sh {SCRIPT}", TIMEOUT, limit=snapshot.MAX_TOTAL)  # in a Guest.run_steps() batch
+STEP = Step(sourced(SCRIPT), TIMEOUT, limit=snapshot.MAX_TOTAL)  # in a Guest.run_steps() batch
 
 
 def take(guest: Guest, raw_dir: Path, tag: str) -> snapshot.Snapshot:
