@@ -120,6 +120,13 @@ def test_ssh_login_with_pinned_host_key(kernel_name: str, tmp_path: Path) -> Non
             assert _run(client, "fio --version").startswith("fio-")
             assert _run(client, "head -n 1 /proc/slabinfo").startswith("slabinfo - version")
             assert _run(client, "ls /sys/kernel/debug/swiotlb >/dev/null && echo ok") == "ok"
+            # one mount -a from the base's fstab, devpts on the side: all there, no warning
+            mounted = {line.split()[1]: line.split()[2] for line in _run(client, "cat /proc/mounts").splitlines()}
+            assert {k: mounted.get(k) for k in ("/proc", "/sys", "/dev", "/dev/pts", "/sys/kernel/debug",
+                                                "/sys/kernel/tracing")} == {
+                "/proc": "proc", "/sys": "sysfs", "/dev": "devtmpfs", "/dev/pts": "devpts",
+                "/sys/kernel/debug": "debugfs", "/sys/kernel/tracing": "tracefs"}
+            assert "KHARNESS-INIT-WARN" not in log.read_text(errors="replace")
             assert _run(client, "cat /sys/class/net/eth1/address") == mac
             # init armed the histograms at boot (writing first); a rerun in that mode meets
             # the kernel's EEXIST, looks, and is ok, adding nothing
