@@ -4,6 +4,7 @@ metrics, expectations, JUnit and exit codes."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from harness.config.load import load
 from harness.errors import GuestError, InfraError
 from harness.machine.ssh import CommandResult
 from harness.results import load_run
+from harness.run import snapshots
 from harness.run.runner import RunOptions, run
 from tests.fakes.guest import FakeGuest, fake_boot, ok
 from tests.fakes.runs import REAL, guest_factory, workload
@@ -198,3 +200,54 @@ def test_a_setup_section_dropped_is_a_problem_on_record(tmp_path: Path) -> None:
                    CONFIG.replace("[trixie-arm64, trixie-x86_64]", "[trixie-arm64]"))
     problems = (load_run(outcome.path).reps[0].path / "raw" / "problems.txt").read_text()
     assert "setup: section trace/x clashes" in problems
+
+
+def test_the_next_batch_runs_while_the_last_snapshot_is_parsed(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guest does not wait for the host's parsing: each snapshot's record waits until the
+    next workload's batch has started (it would wait forever, here 30 s, were they in turn),
+    and every figure still lands where it belongs."""
+    started: dict[str, threading.Event] = {"idle": threading.Event(), "dd-direct": threading.Event()}
+    waited: list[str] = []
+    real_record = snapshots.record
+
+    def record(res: CommandResult, raw_dir: Path, tag: str) -> object:
+        following = {"boot": "idle", "after-idle": "dd-direct"}.get(tag)
+        if following is not None:
+            assert started[following].wait(30), f"{following}'s batch did not start while {tag} was parsed"
+            waited.append(tag)
+        return real_record(res, raw_dir, tag)
+
+    def mark(command: str, env: dict[str, str]) -> CommandResult | None:
+        for name, event in started.items():
+            if f"/{name}.sh" in command and not event.is_set():
+                event.set()
+        return None
+
+    monkeypatch.setattr(snapshots, "record", record)
+    config = CONFIG.replace("kernel: [trixie-arm64, trixie-x86_64]", "kernel: [trixie-arm64]")
+    outcome = _run(tmp_path, guest_factory(mark, workload("dd-direct", DD_OK)), config)
+    assert waited == ["boot", "after-idle"] and outcome.exit_code == 0
+    metrics = {m.key for m in load_run(outcome.path).reps[0].metrics}
+    assert {"boot:slab.minalign", "idle:slab.kmalloc.bytes.delta", "dd-direct:slab.kmalloc.bytes.delta",
+            "dd-direct:dd.requests"} <= metrics
+
+
+def test_a_bad_snapshot_found_while_the_next_batch_runs_ends_the_repetition_there(tmp_path: Path) -> None:
+    """idle's snapshot fails while dd-direct's batch already runs: the repetition is an error
+    at that snapshot, dd-direct's figures are not recorded, and cell.json is written."""
+    def bad_after_idle(command: str, env: dict[str, str]) -> CommandResult | None:
+        if "kharness-snapshot.sh" in command:
+            bad_after_idle.calls += 1  # type: ignore[attr-defined]
+            if bad_after_idle.calls == 2:  # type: ignore[attr-defined]
+                return ok(command, b"", status=1)
+        return None
+
+    bad_after_idle.calls = 0  # type: ignore[attr-defined]
+    config = CONFIG.replace("kernel: [trixie-arm64, trixie-x86_64]", "kernel: [trixie-arm64]")
+    outcome = _run(tmp_path, guest_factory(bad_after_idle, workload("dd-direct", DD_OK)), config)
+    (record,) = outcome.records
+    assert record.status == "error" and record.reason.startswith("snapshot:after-idle: snapshot 'after-idle' failed")
+    assert "workload:dd-direct" not in _tests(record)
+    loaded = load_run(outcome.path).reps[0]
+    assert not any(m.workload == "dd-direct" for m in loaded.metrics)

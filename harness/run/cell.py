@@ -14,6 +14,7 @@ import math
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,9 +109,16 @@ def run_repetition(cell: Cell, rep: int, run_dir: Path, workloads: dict[str, Wor
 
 
 def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, progress: Progress) -> None:
+    """Boot, then one batch per workload (Guest.run_steps). Each batch's snapshot is
+    parsed while the next batch runs: the guest never waits for the host's parsing.
+
+    The pool is left last: QEMU is closed first, so a batch still running
+    when a snapshot turns out bad (the repetition ends) ends with it.
+    """
     progress("boot")
     t0 = time.monotonic()
-    with boot(state.cell, state.path) as booted:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{state.cell.slug}") as pool, \
+            boot(state.cell, state.path) as booted:
         state.kernel = booted.kernel
         state.qemu = booted.guest.describe()
         state.timings["boot"] = round(booted.boot_seconds, 3)
@@ -121,32 +129,54 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
         # one round trip: setup, then the boot snapshot (Guest.run_steps)
         setup_res, *rest = guest.run_steps([_setup_step(state, workloads), snapshots.STEP])
         traced = _guest_setup(state, setup_res)
-        before = _snapshot(guest, state, "boot", rest[0] if rest else None)
-        state.metrics += snap.metrics(None, before, "boot")
-        state.metrics += _trace_cost(traced, before)
+        # the snapshot not parsed yet: its tag, its result (None: taken on its own), its workload
+        unparsed: tuple[str, CommandResult | None, Workload | None] | None = ("boot", rest[0] if rest else None, None)
+        before: snap.Snapshot | None = None
         deadline = time.monotonic() + state.cell.timeouts.cell
         dmesg: CommandResult | None = None
         for i, wl_run in enumerate(state.cell.workloads):
             if time.monotonic() > deadline:
                 state.tests.append(TestResult(f"workload:{wl_run.name}", "skipped", "cell timeout reached"))
                 continue
+            if unparsed is not None and unparsed[1] is None:  # the guest is needed for it: first, alone
+                before = _parse(guest, state, before, unparsed, traced)
+                unparsed = None
             progress(f"workload {wl_run.name}")
-            state.phase = f"workload:{wl_run.name}"
             wl = workloads[wl_run.name]
+            params = dict(wl_run.params)
             # the last workload's batch also reads dmesg, which saves its own round trip
-            last = i + 1 == len(state.cell.workloads)
-            ok, snap_res, dmesg = _sampled(guest, state, wl, dict(wl_run.params), before.pagesize, last)
+            steps, every = _workload_steps(state, wl, params, with_dmesg=i + 1 == len(state.cell.workloads))
+            running = pool.submit(guest.run_steps, steps)
+            if unparsed is not None:
+                before = _parse(guest, state, before, unparsed, traced)
+                unparsed = None
+            state.phase = f"workload:{wl.name}"
+            ok, snap_res, dmesg = _judged(guest, state, wl, every, running.result(),
+                                          before.pagesize if before is not None else None)
             if not guest.alive():
                 break
-            if ok is None:
-                continue  # the guest is up but the workload could not run: no figures
-            after = _snapshot(guest, state, f"after-{wl.name}", snap_res)
-            state.metrics += snap.metrics(before, after, wl.name)
-            state.metrics += derived.per_io(state.metrics, wl.name)
-            before = after
+            if ok is not None:  # (None: the guest is up but the workload could not run: no figures)
+                unparsed = (f"after-{wl.name}", snap_res, wl)
+        if unparsed is not None:
+            _parse(guest, state, before, unparsed, traced)
         _save_dmesg(guest, state, dmesg)
         t_stop = time.monotonic()
     state.timings["shutdown"] = round(time.monotonic() - t_stop, 3)
+
+
+def _parse(guest: Guest, state: _Rep, before: snap.Snapshot | None,
+           unparsed: tuple[str, CommandResult | None, Workload | None], traced: snap.Sections) -> snap.Snapshot:
+    """The snapshot `unparsed` names, parsed and recorded with its figures: the boot's
+    (and what arming the histograms cost), or a workload's deltas from `before`."""
+    tag, res, wl = unparsed
+    snapshot = _snapshot(guest, state, tag, res)
+    if wl is None or before is None:
+        state.metrics += snap.metrics(None, snapshot, "boot")
+        state.metrics += _trace_cost(traced, snapshot)
+    else:
+        state.metrics += snap.metrics(before, snapshot, wl.name)
+        state.metrics += derived.per_io(state.metrics, wl.name)
+    return snapshot
 
 
 def _setup_step(state: _Rep, workloads: dict[str, Workload]) -> Step:
@@ -211,19 +241,25 @@ def _snapshot(guest: Guest, state: _Rep, tag: str, res: CommandResult | None = N
     return parsed
 
 
-def _sampled(guest: Guest, state: _Rep, wl: Workload, params: dict[str, object],
-             pagesize: int | None, with_dmesg: bool = False,
-             ) -> tuple[bool | None, CommandResult | None, CommandResult | None]:
-    """_run_workload with the slab sampler (sampling.py) running around it and the
-    snapshot after it (and dmesg, `with_dmesg`), in one round trip: (the workload's
-    outcome, the snapshot's result, dmesg's result)."""
+def _workload_steps(state: _Rep, wl: Workload, params: dict[str, object],
+                    with_dmesg: bool) -> tuple[list[Step], float]:
+    """One workload's batch: the slab sampler (sampling.py) started, the workload, the
+    sampler stopped, the snapshot after it, and dmesg (`with_dmesg`); the sampler's interval
+    (0: off)."""
     every = sampling.interval({**dict(wl.params), **params})
     steps = [sampling.start_step(every)] if every else []
     steps += [_workload_step(state, wl, params)]
     steps += [sampling.STOP_STEP] if every else []
     steps += [snapshots.STEP]
     steps += [DMESG_STEP] if with_dmesg else []
-    results = iter(guest.run_steps(steps))
+    return steps, every
+
+
+def _judged(guest: Guest, state: _Rep, wl: Workload, every: float, batch: list[CommandResult],
+            pagesize: int | None) -> tuple[bool | None, CommandResult | None, CommandResult | None]:
+    """A _workload_steps batch's results judged: (the workload's outcome, as _run_workload
+    says, the snapshot's result, dmesg's result; None for a step the batch did not reach)."""
+    results = iter(batch)
     start = next(results, None) if every else None
     why = sampling.started(start) if every else None
     ok = _run_workload(guest, state, wl, next(results, None))
