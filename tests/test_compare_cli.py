@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from harness.cli import main
+from harness.compare.cli import gc_paused
 from tests.fakes import synth
 from tests.fakes.synth import SynthCell, SynthMetric
 
@@ -313,3 +315,25 @@ def test_minalign_example_61_against_612(tmp_path: Path, capsys) -> None:
     assert bounces["baseline"]["mean"] == 0
     rc, out, _ = run(capsys, *dirs, "--ignore-axis", "kernel", "--format", "markdown")
     assert "| +2,2" in out or "| +2,3" in out  # the change in bounces, not a percentage
+
+
+def test_what_is_made_while_the_collector_is_paused_goes_to_the_oldest_generation() -> None:
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        made = [[i] for i in range(5000)]
+    assert gc.isenabled()
+    assert gc.get_count()[0] < 100  # not 5000 objects waiting for a young collection
+    assert gc.get_freeze_count() == 0
+    assert any(x is made for x in gc.get_objects(generation=2))
+
+
+def test_objects_frozen_by_someone_else_stay_frozen() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

@@ -120,13 +120,22 @@ def compare_dirs(base_dir: Path, new_dirs: list[Path], selection: Selection,
 def gc_paused() -> Iterator[None]:
     """Loading and comparing allocate millions of objects and free none: the cyclic
     garbage collector would rescan them over and over (a third of the time) for
-    nothing. Paused only here, never left off."""
+    nothing. Paused only here, never left off.
+
+    What was made meanwhile lives on, so it is handed to the oldest generation as the
+    collector resumes, as if it had survived the young collections (gc.freeze then
+    unfreeze: two list splices): else the first young collection after would scan it
+    all once, 0.09-0.15 s after loading and comparing 1000 cells x 200 metrics. (Not
+    when something else has frozen objects: unfreezing would undo that.)"""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
+            if not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
