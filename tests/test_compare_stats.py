@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.compare import jsondoc
 from harness.compare.stats import betainc, figures, summarize, t_two_sided_p, welch
 from tests.test_fuzz_collect import FUZZ
 
@@ -103,6 +104,8 @@ def test_summarize_gives_the_figures_of_the_plain_formulas(values: list[float]) 
     assert _bits(summarize(values)) == _bits(expected)
     assert _bits(figures(values)) == _bits(expected)
     assert _bits(summarize(tuple(values))) == _bits(expected)
+    side = jsondoc._side(values)  # the JSON document's own copy of the three-value case
+    assert _bits((side.n, side.mean, side.stddev, side.min, side.max)) == _bits(expected)
 
 
 def test_summarize_refuses_no_values() -> None:

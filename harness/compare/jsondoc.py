@@ -235,5 +235,5 @@ def _side(values: list[float]) -> _Side:
         low = c
     elif c > high:
         high = c
-    var = sum(((a - mean) ** 2, (b - mean) ** 2, (c - mean) ** 2)) / 2
+    var = ((a - mean) ** 2 + (b - mean) ** 2 + (c - mean) ** 2) / 2  # (as figures adds them)
     return _Side(3, mean, sqrt(var), low, high, values)

@@ -53,7 +53,8 @@ def figures(values: Sequence[float]) -> tuple[int, float, float, float, float]:
     mean = sum(values) / n
     if n == 3:
         a, b, c = values
-        var = sum(((a - mean) ** 2, (b - mean) ** 2, (c - mean) ** 2)) / 2
+        # The additions sum() of the squares makes, in order (its start, 0, changes no square)
+        var = ((a - mean) ** 2 + (b - mean) ** 2 + (c - mean) ** 2) / 2
         low = high = a
         if b < low:
             low = b
