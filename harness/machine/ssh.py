@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 DEFAULT_OUTPUT_LIMIT = 32 * 1024 * 1024
 # dropbear, the guest's SSH server, refuses a command longer than its
 # MAX_CMD_LEN (9000 bytes) by dropping the connection, which paramiko reports
-# as an empty error. A longer one (a batch of steps with long workload
-# parameters) goes to the guest's shell on the channel's stdin instead.
+# as an empty error. A longer one goes to the guest's shell on the channel's
+# stdin instead (run_steps' batches always go that way).
 MAX_EXEC_BYTES = 8000
 # run_steps: how long the end of a batch may follow its last step's end (a printf)
 BATCH_END_GRACE = 10.0
@@ -168,7 +168,8 @@ class GuestShell:
         return CommandResult(command, status, out, err, time.monotonic() - start, truncated, timed_out)
 
     def run_steps(self, steps: Sequence[Step]) -> list[CommandResult]:
-        """Run `steps` one after another in one round trip; a result for each step that ran.
+        """Run `steps` one after another in one round trip, in this connection's batch shell
+        (_batch_shell); a result for each step that ran.
 
         Under TCG an SSH command costs tens of milliseconds before it does
         anything, and a repetition runs a dozen. Each step keeps its own
