@@ -10,11 +10,13 @@ of each are printed, and on the last line both beside their targets as a
 ratio: load+compare 1.0 s, the JSON document 0.5 s (issue 18). The text
 table is timed once, for the record.
 
-What is timed is what `kharness compare --format json` runs: the document is
-jsondoc.render_bytes (its cells encoded in two processes, harness.compare.beside;
-the UTF-8 written as it is, not decoded first). "(cpu)" counts this process and
-its children. --serial times the same with no child, --side-by-side both,
-alternating, with the ratio child/serial.
+What is timed is what `kharness compare --format json` runs before writing:
+the new directory loaded by a forked child beside the baseline
+(harness.compare.load.load_runs), and the document made by
+jsondoc.render_parts (its cells encoded in two processes, harness.compare.beside;
+the UTF-8 kept in the parts it was made in, to be written one after the other).
+"(cpu)" counts this process and its children. --serial times the same with no
+child, --side-by-side both, alternating, with the ratio child/serial.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from stamp import say  # bench/stamp.py (a script's own folder is on sys.path)
 
 from harness.compare import beside, cli, jsondoc, text
 from harness.compare.diff import Comparison, compare_runs
-from harness.compare.load import RunSamples, Selection, load_samples
+from harness.compare.load import RunSamples, Selection, load_runs
 from harness.compare.rules import Rules
 
 # The synthetic result directories are the tests' fakes (tests/fakes/synth.py).
@@ -104,14 +106,14 @@ def measure(base: Path, new: Path, repeat: int) -> tuple[Timings, Comparison]:
         t.together.append(together_s)
     for _ in range(repeat):
         with cli.gc_paused():  # as main does
-            json_s, _ = timed(partial(jsondoc.render_bytes, last))
+            json_s, _ = timed(partial(jsondoc.render_parts, last))
         del _
         t.json.append(json_s)
     return t, last[0]
 
 
 def _load(dirs: list[Path]) -> list[RunSamples]:
-    return [load_samples(d, Selection()) for d in dirs]
+    return load_runs(dirs, Selection())  # as compare_dirs loads them
 
 
 def _cpu() -> float:

@@ -1,18 +1,22 @@
-"""Half of the JSON document encoded by a forked child: the same bytes, and this process's
-own work whenever the child cannot be used."""
+"""Half of the JSON document encoded, and the later directories loaded, by a forked child:
+the same bytes and runs, and this process's own work whenever the child cannot be used."""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from harness.cli import main
-from harness.compare import beside, jsondoc
+from harness.compare import beside, jsondoc, load
 from harness.compare.diff import compare_runs
-from harness.compare.load import Selection, load_samples
+from harness.compare.load import Selection, check_selection, load_samples
 from harness.compare.rules import Rules
+from harness.errors import ResultsError
 from tests.fakes import synth
 
 needs_fork = pytest.mark.skipif(not beside.usable() or beside.cpus() < 2, reason="no child can be forked here")
@@ -116,6 +120,16 @@ def test_compare_with_children_prints_the_same(runs: tuple[Path, Path, Path], mo
     assert capsys.readouterr() == whole
 
 
+def test_compare_with_children_writes_the_same_file(runs: tuple[Path, Path, Path], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = ["compare", *map(str, runs), "--format", "json", "-o"]
+    rc = main([*argv, str(tmp_path / "serial.json")])
+    monkeypatch.setattr(jsondoc, "SPLIT_METRICS", 1)
+    monkeypatch.setattr(load, "BESIDE_CELLS", 0)
+    assert main([*argv, str(tmp_path / "children.json")]) == rc
+    assert (tmp_path / "children.json").read_bytes() == (tmp_path / "serial.json").read_bytes()
+
+
 @needs_fork
 def test_the_callers_signal_handlers_do_not_run_in_the_child(tmp_path: Path) -> None:
     """A handler of the caller's (cleaning up what the parent owns) is the default again in the child."""
@@ -154,3 +168,112 @@ def test_what_the_child_left_counts_only_whole() -> None:
         assert beside._received(empty) is None  # nothing at all
     finally:
         os.close(empty)
+
+
+# --- the later directories loaded by a child ---------------------------------
+
+
+@pytest.fixture
+def varied(tmp_path: Path) -> list[Path]:
+    """Directories with what a load records besides values: a failed, an unfinished and an
+    error repetition, a cell with nothing finished, metrics one side has, axes of all kinds."""
+    metrics = synth.bench_metrics(12)
+    cells = [synth.SynthCell((("kernel", k), ("iodepth", 4), ("coherent", k == "a")), metrics) for k in "abcd"]
+    cells += [synth.SynthCell((("kernel", "f"), ("iodepth", 4), ("coherent", False)), metrics,
+                              statuses=("pass", "fail", "error"), unfinished=(2,)),
+              synth.SynthCell((("kernel", "u"), ("iodepth", 4), ("coherent", False)), metrics, unfinished=(0, 1, 2))]
+    more = [*cells[:3], synth.SynthCell(cells[3].axes, (*metrics, synth.SynthMetric("only.new", 5.0)))]
+    return [synth.write_run(tmp_path / "base", cells), synth.write_run(tmp_path / "new", more, seed=1),
+            synth.write_run(tmp_path / "new2", cells[1:], seed=2)]
+
+
+def _child_always(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(load, "BESIDE_CELLS", 0)
+
+
+@pytest.mark.parametrize("count", [2, 3])
+@pytest.mark.parametrize("selection", [Selection(), Selection(metrics=("fio.*", "only.*")),
+                                       Selection(where=(("kernel", ("a", "d", "f")),), ignore_axes=("iodepth",))])
+def test_runs_a_child_loads_are_the_ones_this_process_loads(varied: list[Path], monkeypatch: pytest.MonkeyPatch,
+                                                            count: int, selection: Selection) -> None:
+    selection, serial = replace(selection), replace(selection)  # (fresh: they record what they matched)
+    expected = [load_samples(d, serial) for d in varied[:count]]
+    _child_always(monkeypatch)
+    sent: list[object] = []
+
+    def spied(child_work: Callable[[], bytes], parent_work: Callable[[], object]) -> tuple[object, object]:
+        value, data = beside.beside(child_work, parent_work)
+        sent.append(data)
+        return value, data
+
+    monkeypatch.setattr(load, "beside", spied)
+    assert load.load_runs(varied[:count], selection) == expected
+    if beside.usable() and beside.cpus() >= 2:
+        assert sent and sent[0] is not None  # the child's runs, not this process's second try
+    assert (selection._patterns_hit, selection._metric_cache) == (serial._patterns_hit, serial._metric_cache)
+
+
+def test_a_pattern_only_the_childs_directory_matches_is_matched(varied: list[Path],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    _child_always(monkeypatch)
+    selection = Selection(metrics=("only.new",))
+    runs = load.load_runs(varied[:2], selection)
+    check_selection(runs, selection)  # no "matches no metric"
+    assert selection.unused_patterns() == []
+
+
+@pytest.mark.parametrize("child", [True, False])
+def test_a_bad_file_in_the_childs_directory_is_refused_as_a_serial_load_refuses_it(
+        varied: list[Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], child: bool) -> None:
+    bad = sorted((varied[1] / "cells").glob("*/0/metrics.json"))[0]
+    bad.write_text(bad.read_text()[:100])
+    worse = sorted((varied[2] / "cells").glob("*/0/cell.json"))[0]
+    worse.write_text("{}")
+    argv = ["compare", *map(str, varied)]
+    assert main(argv) == 2
+    serial = capsys.readouterr()
+    if child:
+        _child_always(monkeypatch)
+    else:
+        _no_child(monkeypatch)
+    with pytest.raises(ResultsError, match="not valid JSON"):
+        load.load_runs(varied, Selection())
+    assert main(argv) == 2
+    assert capsys.readouterr() == serial
+    assert str(bad) in serial.err
+
+
+@needs_fork
+def test_a_bad_baseline_is_refused_while_the_child_loads(varied: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    (varied[0] / "run.json").write_text("[")
+    _child_always(monkeypatch)
+    with pytest.raises(ResultsError, match=r"run\.json: not valid JSON"):
+        load.load_runs(varied, Selection())
+
+
+def test_small_directories_are_loaded_here(varied: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(load, "beside", lambda *_: pytest.fail("a child for a few cells"))
+    assert load.load_runs(varied, Selection()) == [load_samples(d, Selection()) for d in varied]
+
+
+def test_compare_with_a_child_loading_prints_the_same(varied: list[Path], monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    for fmt in ("json", "text"):
+        argv = ["compare", *map(str, varied), "--format", fmt, "--all"]
+        rc = main(argv)
+        whole = capsys.readouterr()
+        with monkeypatch.context() as m:
+            _child_always(m)
+            assert main(argv) == rc
+        assert capsys.readouterr() == whole
+
+
+def test_a_run_the_child_cannot_pack_is_loaded_here(varied: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An integer msgpack cannot hold (run.json is read as it is) fails the child, not the load."""
+    path = varied[1] / "run.json"
+    doc = json.loads(path.read_text())
+    doc["config"]["seed"] = 10**30
+    path.write_text(json.dumps(doc))
+    expected = [load_samples(d, Selection()) for d in varied]
+    _child_always(monkeypatch)
+    assert load.load_runs(varied, Selection()) == expected

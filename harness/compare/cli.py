@@ -20,7 +20,7 @@ from pathlib import Path
 from harness import atomic
 from harness.compare import htmlpage, jsondoc, junitreport, mail, markdown, slubdebug, text
 from harness.compare.diff import Comparison, compare_runs
-from harness.compare.load import Selection, check_selection, load_samples
+from harness.compare.load import Selection, check_selection, load_runs
 from harness.compare.rules import Rules, load_rules
 from harness.compare.table import no_match_hint
 from harness.errors import EXIT_FAILURES, EXIT_OK, UsageError
@@ -70,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
                           ignore_axes=tuple(args.ignore_axis))
     comparisons = compare_dirs(base_dir, new_dirs, selection, _rules(args))
     with gc_paused():
-        report = jsondoc.render_bytes(comparisons) if args.format == "json" else render(comparisons, args)
+        report = jsondoc.render_parts(comparisons) if args.format == "json" else render(comparisons, args)
     _write(report, args.output)
     if args.format in ("json", "junit") or args.output:
         for hint in filter(None, map(no_match_hint, comparisons)):
@@ -80,23 +80,30 @@ def main(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if any(c.regressions for c in comparisons) else EXIT_OK
 
 
-def _write(report: str | bytearray, output: Path | None) -> None:
-    """The report to the file, or stdout. The JSON document comes as UTF-8: written as it
-    is where the text would have been written in UTF-8, else decoded and written as text."""
+def _write(report: str | list[bytearray | memoryview], output: Path | None) -> None:
+    """The report to the file, or stdout. The JSON document comes as parts of UTF-8: written
+    as they are where the text would have been written in UTF-8, else decoded and written
+    as text."""
     if output:
         if isinstance(report, str) or not _utf8(locale.getpreferredencoding(False)):
-            atomic.write_text(output, report if isinstance(report, str) else report.decode())
+            atomic.write_text(output, report if isinstance(report, str) else _text(report))
         else:
             with atomic.atomic_open(output, "wb") as f:  # (write_bytes takes bytes: a copy)
-                f.write(report)
+                for part in report:
+                    f.write(part)
         return
     buffer = getattr(sys.stdout, "buffer", None)
     if isinstance(report, str) or buffer is None or not _utf8(getattr(sys.stdout, "encoding", None)):
-        sys.stdout.write(report if isinstance(report, str) else report.decode())
+        sys.stdout.write(report if isinstance(report, str) else _text(report))
         return
     sys.stdout.flush()
-    buffer.write(report)
+    for part in report:
+        buffer.write(part)
     buffer.flush()
+
+
+def _text(parts: list[bytearray | memoryview]) -> str:
+    return b"".join(parts).decode()
 
 
 def _utf8(encoding: str | None) -> bool:
@@ -110,7 +117,7 @@ def compare_dirs(base_dir: Path, new_dirs: list[Path], selection: Selection,
                  rules: Rules) -> list[Comparison]:
     """Load the directories and compare each new one with the baseline."""
     with gc_paused():
-        runs = [load_samples(d, selection) for d in (base_dir, *new_dirs)]
+        runs = load_runs([base_dir, *new_dirs], selection)
         check_selection(runs, selection)
         # A slub_debug U boot's slab figures are not judged against a normal boot's.
         return [slubdebug.apply(compare_runs(runs[0], r, rules)) for r in runs[1:]]

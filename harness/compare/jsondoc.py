@@ -2,7 +2,7 @@
 
 Two directories of 1000 cells x 200 metrics make a document of 200,000
 metrics, 100 MB of JSON. So it is encoded as it is made, a cell at a time,
-into one buffer: the objects of all cells never exist at once (as dicts they
+into a buffer: the objects of all cells never exist at once (as dicts they
 were some 250 MB to allocate, and the text was copied once more), and a
 metric is a msgspec Struct, which is made and encoded faster than a dict.
 msgspec writes a Struct's members in the order they are declared, so the
@@ -10,12 +10,14 @@ text is the one the dicts made; NaN and infinities become null.
 
 Each cell encodes on its own, so a big comparison's cells are encoded in two
 halves at once, the second by a forked child (`beside`): the same bytes, in
-about half the time on two cores. Without a usable child, this process
-encodes both halves.
+about half the time on two cores. The child's half stays where the child
+left it, in a memory file, and is written after the parent's part
+(`render_parts`). Without a usable child, this process encodes both halves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from math import sqrt
 from typing import Any
 
@@ -69,38 +71,45 @@ class _Metric(msgspec.Struct, gc=False):
 
 def render(comparisons: list[Comparison]) -> str:
     """The document as compact JSON, and a newline."""
-    return render_bytes(comparisons).decode()
+    return b"".join(render_parts(comparisons)).decode()
 
 
-def render_bytes(comparisons: list[Comparison]) -> bytearray:
-    """`render`'s text in UTF-8, as msgspec wrote it (a big document is 100 MB: not
-    decoded into a str only to be encoded again on the way out)."""
+def render_parts(comparisons: list[Comparison]) -> list[bytearray | memoryview]:
+    """`render`'s text in UTF-8, as msgspec wrote it, in parts to be written one after the
+    other: this process's, and the halves a child left in a memory file (mapped). A big
+    document is 100 MB: not decoded into a str only to be encoded again on the way out,
+    nor copied into one buffer (the child's half faulted in and copied again cost a
+    sixth of rendering)."""
     out = bytearray()
+    parts: list[bytearray | memoryview] = [out]
     _open(out, _head(comparisons), "comparisons")
     for i, cmp in enumerate(comparisons):
         if i:
             out += b","
         _open(out, _comparison(cmp), "cell_diffs")
-        _cells(out, cmp)
+        theirs = _cells(out, cmp)
+        if theirs is not None:
+            out = bytearray()
+            parts += [theirs, out]
         out += b"]}"
     out += b"]}\n"
-    return out
+    return parts
 
 
-def _cells(out: bytearray, cmp: Comparison) -> None:
-    """Append the comparison's cells, comma-separated: in two halves at once when they are many."""
+def _cells(out: bytearray, cmp: Comparison) -> memoryview | None:
+    """Append the comparison's cells, comma-separated: in two halves at once when they are
+    many. The child's half, when a child encoded it, is returned, to follow `out`."""
     cells, rules = cmp.cells, cmp.rules
     half = _half(cells)
     if half == 0:
-        _encode_cells(out, cells, rules)
-        return
-    _, theirs = beside(lambda: _encode_cells(bytearray(), cells[half:], rules),
-                       lambda: _encode_cells(out, cells[:half], rules))
+        _encode_cells(out, cells, _Names(rules))
+        return None
+    _, theirs = beside(lambda: _encode_cells(bytearray(), cells[half:], _Names(rules)),
+                       lambda: _encode_cells(out, cells[:half], _Names(rules)))
     out += b","
     if theirs is None:  # no child: this process encodes them too
-        _encode_cells(out, cells[half:], rules)
-    else:
-        out += theirs
+        _encode_cells(out, cells[half:], _Names(rules))
+    return theirs
 
 
 def _half(cells: tuple[CellDiff, ...]) -> int:
@@ -116,9 +125,8 @@ def _half(cells: tuple[CellDiff, ...]) -> int:
     return len(cells) - 1  # pragma: no cover - the loop reaches half the total
 
 
-def _encode_cells(out: bytearray, cells: tuple[CellDiff, ...], rules: Rules) -> bytearray:
+def _encode_cells(out: bytearray, cells: Iterable[CellDiff], names: _Names) -> bytearray:
     """`out` with the cells appended, comma-separated."""
-    names = _Names(rules)
     for j, cell in enumerate(cells):
         if j:
             out += b","
