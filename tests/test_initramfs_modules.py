@@ -123,15 +123,13 @@ def test_layer_has_plain_modules_and_the_load_list(mdir: Path, tmp_path: Path) -
     text = entries["etc/kharness/modules"].data.decode()
     assert text.startswith("# kharness: ")
     # sourced as /init sources it: every module early (no early ones named), in order
-    loaded = subprocess.run(["sh", "-c", 'early() { echo "early $1 $2"; }; late() { echo "late $1 $2"; }; . "$0"',
+    loaded = subprocess.run(["sh", "-c", 'early() { echo "early $1"; }; late() { echo "late $1"; }; . "$0"',
                              _write(tmp_path / "list", text)], capture_output=True, text=True, check=True)
-    lines = [line.split(" ") for line in loaded.stdout.splitlines()]
-    # virtio_blk and failover need nothing: one wave, loaded together; then each what it needs
-    assert [(kind, wave, path.rsplit("/", 1)[-1]) for kind, wave, path in lines] == [
-        ("early", "1", "virtio_blk.ko"), ("early", "1", "failover.ko"), ("early", "2", "net_failover.ko"),
-        ("early", "3", "virtio_net.ko"),
+    pairs = [line.split(" ", 1) for line in loaded.stdout.splitlines()]
+    assert [(kind, path.rsplit("/", 1)[-1]) for kind, path in pairs] == [
+        ("early", "virtio_blk.ko"), ("early", "failover.ko"), ("early", "net_failover.ko"), ("early", "virtio_net.ko"),
     ]
-    for *_, path in lines:
+    for _, path in pairs:
         assert entries[path.lstrip("/")].data.startswith(b"\x7fELF")
 
 
@@ -196,30 +194,8 @@ def test_early_modules_load_before_ready_and_the_rest_after(tmp_path: Path) -> N
     layer = modules.build_modules_layer(mdir, ["virtio_blk", "virtio_net"], root=tmp_path / "c",
                                         early=["virtio_net"])
     entries = {e.name: e for e in cpio.read(layer.path.read_bytes())}
-    lines = [line for line in entries[modules.LIST_PATH].data.decode().splitlines() if not line.startswith("#")]
-    listing = [f"{kind} {wave} {path.rsplit('/', 1)[-1]}" for kind, wave, path in (line.split(" ") for line in lines)]
-    assert listing == ["early 1 failover.ko", "early 2 net_failover.ko", "early 3 virtio_net.ko",
-                       "late 1 virtio_blk.ko"]
+    lines = entries[modules.LIST_PATH].data.decode().splitlines()[1:]
+    listing = [f"{kind} {path.rsplit('/', 1)[-1]}" for kind, path in (line.split(" ", 1) for line in lines)]
+    assert listing == ["early failover.ko", "early net_failover.ko", "early virtio_net.ko", "late virtio_blk.ko"]
     # where READY falls is part of the cache key
     assert modules.build_modules_layer(mdir, ["virtio_blk", "virtio_net"], root=tmp_path / "c").path != layer.path
-
-
-def test_modules_that_need_none_of_each_other_share_a_wave(mdir: Path) -> None:
-    """A wave's modules load together in the guest (two signed modules 0.10-0.21 s in turn under
-    TCG, 0.06-0.09 s at once); each module's wave comes after those of all it needs."""
-    p = modules.plan(mdir, ["sd_mod", "virtio_net", "virtio-rng", "virtio_blk"])
-    wave = dict(zip(_names(p), p.waves, strict=True))
-    assert wave == {"scsi_common": 1, "scsi_mod": 2, "sd_mod": 3, "failover": 1, "net_failover": 2,
-                    "virtio_net": 3, "virtio_rng": 1, "virtio_blk": 1}
-
-
-def test_an_iommus_modules_are_in_before_the_other_early_ones_start(tmp_path: Path) -> None:
-    """With first_in (the IOMMU's driver), the SSH NIC's chain starts after it, though it needs
-    nothing of it: a device must not probe before the IOMMU in front of it is there."""
-    mdir = _tree(tmp_path, with_dep=True)
-    p = modules.plan(mdir, ["scsi_mod", "virtio_net", "virtio_blk"], early=["scsi_mod", "virtio_net"],
-                     first_in=["scsi_mod"])
-    wave = dict(zip(_names(p), p.waves, strict=True))
-    assert wave == {"scsi_common": 1, "scsi_mod": 2, "failover": 3, "net_failover": 4, "virtio_net": 5,
-                    "virtio_blk": 1}  # late: after READY, counted again
-    assert p.ready_at == 5

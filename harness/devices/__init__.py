@@ -138,12 +138,8 @@ def ssh_modules(iommu: str = "none") -> tuple[str, ...]:
 
     The rest (entropy, the workloads' devices) load while the host connects.
     """
-    return tuple(dict.fromkeys((*iommu_modules(iommu), *get(SSH_NIC).modules)))
-
-
-def iommu_modules(iommu: str = "none") -> tuple[str, ...]:
-    """The IOMMU's modules (none for "none"): in before any device behind it probes."""
-    return get(iommu).modules if iommu != "none" else ()
+    first = get(iommu).modules if iommu != "none" else ()
+    return tuple(dict.fromkeys((*first, *get(SSH_NIC).modules)))
 
 
 def every_build_options() -> tuple[str, ...]:

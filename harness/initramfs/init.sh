@@ -2,9 +2,8 @@
 # kharness guest init: PID 1 of every guest, installed as /init.
 #
 # Contract with the host (see harness/initramfs/base.py):
-#   sources /etc/kharness/modules   "early <wave> <path>" and "late <wave> <path>" lines,
-#                                   in load order: early ones load before READY, late
-#                                   after; the modules of one wave load together
+#   sources /etc/kharness/modules   "early <path>" and "late <path>" lines, in load
+#                                   order: early ones load before READY, late after
 #           /proc/cmdline           "kharness.selftest": check, report, power off
 #                                   "kharness.ssh_mac=<mac>": the SSH NIC (default eth0)
 #   runs    /kharness/scripts/kharness-trace.sh before the modules, output in /run/kharness-trace.txt
@@ -86,43 +85,26 @@ arm_trace() {
     cat /proc/slabinfo > /run/slabinfo-after-trace 2>/dev/null
 }
 
-# The load list (harness/initramfs/modules.py) is a shell file of "early WAVE
-# PATH" and "late WAVE PATH" lines: sourcing it loads the early modules and
-# keeps the late ones for load_late (a file read with `read` goes a byte at a
-# time under busybox: 30 ms for this one). The modules of a wave need none of
-# each other: they load at once, on both vCPUs; a module of the next wave
-# waits for the wave before it (what it needs) to be in.
+# The load list (harness/initramfs/modules.py) is a shell file: sourcing it
+# loads each early module at once and keeps the late ones for load_late (a
+# file read with `read` goes a byte at a time under busybox: 30 ms for this one).
 late_list=""
-wave=""
-running=""
 load() {
-    [ "$1" = "$wave" ] || wait_wave
-    wave=$1
-    insmod "$2" &
-    running="$running $!:$2"
+    insmod "$1" || fail "insmod $1"
+    loaded=$((loaded + 1))
 }
-wait_wave() {
-    for job in $running; do
-        wait "${job%%:*}" || fail "insmod ${job#*:}"
-        loaded=$((loaded + 1))
-    done
-    running=""
-}
-early() { load "$1" "$2"; }
-late() { late_list="$late_list $1:$2"; }
+early() { load "$1"; }
+late() { late_list="$late_list $1"; }
 
 load_early() {
     [ -f /etc/kharness/modules ] || return 0
     . /etc/kharness/modules
-    wait_wave
 }
 
 load_late() {
-    wave=""
     for module in $late_list; do
-        load "${module%%:*}" "${module#*:}"
+        load "$module"
     done
-    wait_wave
 }
 
 network() {

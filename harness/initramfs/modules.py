@@ -33,19 +33,15 @@ from harness.errors import InfraError, UsageError
 from harness.initramfs import cpio
 from harness.kernel import compression
 
-LAYOUT = 4  # bump when the layer's layout changes, so old cache entries are not reused
+LAYOUT = 3  # bump when the layer's layout changes, so old cache entries are not reused
 GUEST_MODULES = "usr/lib/modules"
-# The load list, a shell file the guest's init sources: "early WAVE PATH" for
-# each module to load before READY (what SSH needs), then "late WAVE PATH" for
-# each to load after it, while the host connects. The modules of one wave need
-# none of each other and load at once (two signed modules 0.10-0.21 s one after
-# the other under TCG, 0.06-0.09 s together); a wave starts when the one
-# before it is in. Sourced, because busybox's `read` takes a file a byte at a
-# time: reading a list of paths line by line cost about 30 ms under TCG,
-# sourcing it 2 ms.
+# The load list, a shell file the guest's init sources: "early PATH" for each
+# module to load before READY (what SSH needs), then "late PATH" for each to
+# load after it, while the host connects. Sourced, because busybox's `read`
+# takes a file a byte at a time: reading a list of paths line by line cost
+# about 30 ms under TCG, sourcing it 2 ms.
 LIST_PATH = "etc/kharness/modules"
-LIST_HEADER = ("# kharness: modules in load order; sourced by /init (early: before READY, late: after;\n"
-               "# the modules of a wave load together, after the wave before)\n")
+LIST_HEADER = "# kharness: modules in load order; sourced by /init (early: before READY, late: after)\n"
 # What a guest path may hold: it is a word in that file.
 _GUEST_PATH = re.compile(r"/[A-Za-z0-9._+/-]+")
 LAYER_NAME = "modules.cpio"
@@ -70,17 +66,12 @@ class Plan:
 
     The first `ready_at` of `order` load before init says READY: the early
     modules and what they need (all of them when no early ones were named).
-    `waves[i]` is when `order[i]` loads: after every module it needs (a wave
-    before), together with the rest of its wave. Early and late modules count
-    waves apart, and an IOMMU's driver is in before the other early modules
-    start (plan's `first_in`), so it is there before any device behind it probes.
     """
 
     release: str
     order: tuple[ModuleFile, ...]
     builtin: tuple[str, ...]
     ready_at: int = 0
-    waves: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,14 +94,11 @@ def module_name(path: str) -> str:
     raise UsageError(f"{path} is not a kernel module", "modules end in .ko[.xz|.zst|.gz]")
 
 
-def plan(modules_dir: Path, wanted: Iterable[str], early: Iterable[str] = (),
-         first_in: Iterable[str] = ()) -> Plan:
+def plan(modules_dir: Path, wanted: Iterable[str], early: Iterable[str] = ()) -> Plan:
     """Resolve wanted modules into a load order; UsageError for unknown ones.
 
     `early` (wanted too) load first, in the order given, with what they
     need: the SSH NIC's driver, and an IOMMU's before any device behind it.
-    The early ones in `first_in` (the IOMMU's) are in before the other early
-    ones start loading (Plan.waves).
     """
     release = modules_dir.name
     index = _index(modules_dir)
@@ -121,21 +109,11 @@ def plan(modules_dir: Path, wanted: Iterable[str], early: Iterable[str] = (),
     first = list(dict.fromkeys(normalize(e) for e in early))
     rest = sorted({normalize(w) for w in wanted} - set(first))
     ready_at = 0
-    wave: dict[str, int] = {}
-    floor = 1  # the first wave the next modules may take
-    group = {normalize(m) for m in first_in}
     for i, name in enumerate((*first, *rest)):
-        if i == len(first):
-            floor = 1  # the late ones: after READY, waves counted again
-        elif 0 < i < len(first) and first[i - 1] in group and name not in group:
-            floor = max(wave.values(), default=0) + 1  # the IOMMU's are in: the rest may start
         if name in builtin:
             skipped.append(name)
         elif name in index:
-            new = len(order)
             _visit(name, deps, order, ())
-            for m in order[new:]:  # dependencies first: theirs are known
-                wave[m] = max([floor, *(wave[d] + 1 for d in deps(m) if d in wave)])
         else:
             raise UsageError(
                 f"module {name} is neither built into nor shipped with kernel {release}",
@@ -148,7 +126,7 @@ def plan(modules_dir: Path, wanted: Iterable[str], early: Iterable[str] = (),
         for n in order
     )
     return Plan(release=release, order=files, builtin=tuple(sorted(skipped)),
-                ready_at=ready_at if first else len(order), waves=tuple(wave[n] for n in order))
+                ready_at=ready_at if first else len(order))
 
 
 def _visit(name: str, deps: DepsOf, order: list[str], stack: tuple[str, ...]) -> None:
@@ -286,15 +264,13 @@ def layer_members(p: Plan) -> list[cpio.Member]:
             raise UsageError(f"module path {m.guest_path!r} has a character the guest's init cannot take",
                              "name the kernel release and modules with letters, digits and . _ + - only")
     members = [cpio.file(m.guest_path, decompress(m.source)) for m in p.order]
-    listing = "".join(f"{'early' if i < p.ready_at else 'late'} {w} {m.guest_path}\n"
-                      for i, (m, w) in enumerate(zip(p.order, p.waves, strict=True)))
+    listing = "".join(f"{'early' if i < p.ready_at else 'late'} {m.guest_path}\n" for i, m in enumerate(p.order))
     members.append(cpio.file(LIST_PATH, (LIST_HEADER + listing).encode()))
     return members
 
 
 def build_modules_layer(
-    modules_dir: Path, wanted: Iterable[str], root: Path | None = None, early: Iterable[str] = (),
-    first_in: Iterable[str] = (),
+    modules_dir: Path, wanted: Iterable[str], root: Path | None = None, early: Iterable[str] = ()
 ) -> ModulesLayer:
     """The cached modules layer for this kernel tree and module set.
 
@@ -302,9 +278,9 @@ def build_modules_layer(
     where READY falls), so two module lists that resolve to the same files
     share one entry.
     """
-    p = plan(modules_dir, wanted, early, first_in)
+    p = plan(modules_dir, wanted, early)
     hashes = [(m.name, cache.sha256_file(m.source)) for m in p.order]
-    key = cache.key_of("modules", LAYOUT, p.release, hashes, p.ready_at, p.waves)
+    key = cache.key_of("modules", LAYOUT, p.release, hashes, p.ready_at)
 
     def build(tmp: Path) -> None:
         cpio.write(layer_members(p), tmp / LAYER_NAME)
@@ -312,7 +288,7 @@ def build_modules_layer(
                  in zip(p.order, hashes, strict=True)]
         write_json(tmp / "manifest.json",
                    {"release": p.release, "builtin": list(p.builtin), "order": order,
-                    "ready_at": p.ready_at, "waves": list(p.waves)})
+                    "ready_at": p.ready_at})
 
     entry = cache.entry("initramfs-modules", key, build, root=root)
     return ModulesLayer(path=entry / LAYER_NAME, plan=p)

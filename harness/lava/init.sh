@@ -45,10 +45,10 @@ if [ -f "$script" ]; then
 	cat /proc/slabinfo > /run/slabinfo-after-trace 2>/dev/null
 fi
 
-# The load list is a shell file of "early <wave> <path>" and "late <wave> <path>" lines in
+# The load list is a shell file of "early <path>" and "late <path>" lines in
 # load order (harness/initramfs/modules.py); here every one loads before READY.
-early() { insmod "$2" 2>/dev/null || say "KHARNESS-INIT-WARN: insmod $2"; }  # (one by one: $1 is its wave)
-late() { early "$@"; }
+early() { insmod "$1" 2>/dev/null || say "KHARNESS-INIT-WARN: insmod $1"; }
+late() { early "$1"; }
 [ -f /etc/kharness/modules ] && . /etc/kharness/modules
 
 # Block devices appear asynchronously after their driver loads (the qemu

@@ -84,8 +84,7 @@ def initrd_for(kernel: Kernel, workloads: list[Workload], tmp: Path,
     facts: dict[str, object] = {"base": str(base.entry.name)}
     wanted = modules_for(workloads, iommu)
     if kernel.modules_dir is not None:
-        mods = build_modules_layer(kernel.modules_dir, wanted, early=devices.ssh_modules(iommu),
-                                   first_in=devices.iommu_modules(iommu))
+        mods = build_modules_layer(kernel.modules_dir, wanted, early=devices.ssh_modules(iommu))
         layers.append(mods.path)
         facts["modules"] = [m.name for m in mods.plan.order]
     elif kernel.config is None:
