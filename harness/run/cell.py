@@ -170,7 +170,7 @@ def _parse(guest: Guest, state: _Rep, before: snap.Snapshot | None,
     (and what arming the histograms cost), or a workload's deltas from `before`."""
     tag, res, wl = unparsed
     snapshot = _snapshot(guest, state, tag, res)
-    if wl is None or before is None:
+    if wl is None:  # (the boot's comes first: `before` is there for every workload's)
         state.metrics += snap.metrics(None, snapshot, "boot")
         state.metrics += _trace_cost(traced, snapshot)
     else:
