@@ -17,7 +17,9 @@
 #   disks                  "ok", or kharness-run.sh's complaint (a disk a workload
 #                          needs did not appear)
 # Always exits 0: the host judges. KH_SYSROOT (tests on the host only) prefixes /run.
-D=${0%/*}
+# KH_SCRIPTS: the folder of the guest scripts (the host gives it: sourced into a
+# batch's step, as the host runs this, $0 is the shell's, not this file's).
+D=${KH_SCRIPTS:-${0%/*}}
 WAIT=${KH_INIT_WAIT:-60}
 R=${KH_SYSROOT:-}
 

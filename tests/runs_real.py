@@ -14,7 +14,9 @@ from harness.results import RunResult, load_run
 def run_config(tmp: Path, config: str | Path, *, must_pass: bool = True) -> RunResult:
     """`kharness run -q` of a config (its YAML text, or a file) into tmp/out; the result directory, loaded.
 
-    With `must_pass` a run that does not exit 0 fails the caller, naming each repetition that did not pass.
+    With `must_pass` a run that does not exit 0 fails the caller, naming each repetition that did not pass,
+    and so does a repetition whose setup step had a problem (raw/problems.txt: a disk not found before the
+    boot snapshot, init's status missing), which passes but leaves the boot's figures in doubt.
     """
     if isinstance(config, str):
         (tmp / "c.yaml").write_text(config)
@@ -23,6 +25,9 @@ def run_config(tmp: Path, config: str | Path, *, must_pass: bool = True) -> RunR
     result = load_run(tmp / "out")
     if must_pass:
         assert rc == 0, [(r.record.slug, r.record.reason) for r in result.reps if r.record.status != "pass"]
+        setup = [(r.record.slug, line) for r in result.reps if (r.path / "raw" / "problems.txt").is_file()
+                 for line in (r.path / "raw" / "problems.txt").read_text().splitlines() if line.startswith("setup:")]
+        assert not setup, setup
     return result
 
 

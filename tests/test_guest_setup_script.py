@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.collect import snapshot
+from harness.machine.ssh import sourced
 from harness.workloads import BUILTIN_DIR
 
 SCRIPT = BUILTIN_DIR / "kharness-setup.sh"
@@ -66,3 +67,19 @@ def test_no_word_from_init_is_a_timeout(root: Path, shell: list[str]) -> None:
 def test_init_error_is_passed_on(root: Path, shell: list[str]) -> None:
     (root / "run" / "kharness-init.done").write_text("error: insmod virtio_blk.ko\n")
     assert setup(root, shell)["init"].strip() == "error: insmod virtio_blk.ko"
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: s[0].rsplit("/", 1)[-1])
+def test_sourced_as_the_host_runs_it_it_finds_the_other_scripts(root: Path, shell: list[str]) -> None:
+    """The host sources it into a batch's step (ssh.sourced), where $0 is the shell's: the
+    folder of kharness-run.sh (the disks' check) and kharness-trace.sh comes from KH_SCRIPTS.
+    (Taking it from $0 once made every disk "not found" and the boot snapshot not wait.)"""
+    (root / "run" / "kharness-init.done").write_text("ok modules=3\n")
+    (root / "run" / "kharness-trace.txt").write_text("")  # init did not arm: setup arms them itself
+    env = {**os.environ, "KH_SYSROOT": str(root), "KH_INIT_WAIT": "5", "KH_DISKS": "1",
+           "KH_SCRIPTS": str(BUILTIN_DIR)}
+    out = subprocess.run([*shell, "-c", sourced(str(SCRIPT))], env=env, capture_output=True, timeout=60,
+                         check=False)
+    sections = snapshot.split(out.stdout)
+    assert out.returncode == 0 and sections["disks"].strip() == "ok", out.stdout.decode()
+    assert "can't open" not in sections["trace"] and "No such file" not in sections["trace"], sections["trace"]

@@ -190,6 +190,7 @@ def _setup_step(state: _Rep, workloads: dict[str, Workload]) -> Step:
     for wl_run in state.cell.workloads:
         env.update(_device_env(workloads[wl_run.name]))
     env["KH_DISKS"] = "1" if any(k.startswith("KH_SERIAL_") for k in env) else "0"
+    env["KH_SCRIPTS"] = GUEST_SCRIPTS  # (sourced, the script cannot tell its folder from $0)
     return Step(sourced(f"{GUEST_SCRIPTS}/kharness-setup.sh"), SETUP_TIMEOUT, env, snap.MAX_TOTAL)
 
 
