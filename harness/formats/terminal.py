@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from rich import box
 from rich.cells import cell_len
-from rich.console import COLOR_SYSTEMS, Console
+from rich.console import COLOR_SYSTEMS, Console, ConsoleOptions
 from rich.table import Table
 from rich.text import Text
 
@@ -178,8 +178,7 @@ class _FastTable:
         for index in sorted({n.index(w) for n, w in zip(lengths, widest, strict=True) if n}):
             self._add(proxy, rows[index])
         options = console.options
-        extra = proxy._extra_width
-        widths = proxy._calculate_column_widths(console, options.update_width(options.max_width - extra))
+        widths, extra = _rich_widths(proxy, console, options)
         if sum(widths) + extra > options.max_width:
             raise _NotPlain  # rich would crop every line to the console: rare, its job
         pads = [(0 if i == 0 and not table.pad_edge else 1, 0 if i == ncol - 1 and not table.pad_edge else 1)
@@ -289,6 +288,25 @@ class _FastTable:
                 done.append(self._style(style, line.plain) if style else line.plain + " " * (width - size))
             self._wrapped[key] = done
         return done
+
+
+def _rich_widths(table: Table, console: Console, options: ConsoleOptions) -> tuple[list[int], int]:
+    """rich's column widths for `table` and the width of its edges and dividers.
+
+    These are rich's private helpers (Table._extra_width, Table._calculate_column_widths):
+    the widths must be rich's own to the cell. rich is pinned below its next major
+    version; a release that renames or reshapes them sends every table to rich whole
+    (slower, the same output), never a traceback.
+    """
+    try:
+        extra = table._extra_width
+        widths = table._calculate_column_widths(console, options.update_width(options.max_width - extra))
+    except (AttributeError, TypeError) as exc:
+        raise _NotPlain from exc
+    if not (isinstance(extra, int) and isinstance(widths, list) and len(widths) == len(table.columns)
+            and all(isinstance(w, int) for w in widths)):
+        raise _NotPlain
+    return widths, extra
 
 
 def _widths(column: Sequence[str]) -> list[int] | None:
