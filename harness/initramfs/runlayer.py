@@ -22,6 +22,7 @@ from harness.initramfs import cpio
 AUTHORIZED_KEYS = "root/.ssh/authorized_keys"
 HOST_KEY = "etc/dropbear/dropbear_ed25519_host_key"
 SCRIPTS_DIR = "kharness/scripts"
+GUEST_SCRIPTS = f"/{SCRIPTS_DIR}"  # where the guest finds them (init.sh names the trace script there too)
 
 
 def run_members(

@@ -30,9 +30,9 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.initramfs.runlayer import GUEST_SCRIPTS
 from harness.model import Cell, Expectation
 from harness.run import expect, sampling
-from harness.run.cell import GUEST_SCRIPTS
 from harness.workloads import Workload
 
 HEADER_FORMAT = 1

@@ -22,6 +22,7 @@ from harness import atomic, devices, results
 from harness.collect import catalogue, derived
 from harness.collect import snapshot as snap
 from harness.errors import GuestError, KernelFault, KharnessError
+from harness.initramfs.runlayer import GUEST_SCRIPTS
 from harness.machine.guest import BootFn, Guest, scan_console
 from harness.machine.qemu import traffic_env
 from harness.machine.ssh import CommandResult, Step, sourced
@@ -32,7 +33,6 @@ from harness.workloads import Workload
 
 log = logging.getLogger(__name__)
 
-GUEST_SCRIPTS = "/kharness/scripts"
 RAW_OUTPUT_LIMIT = 8 * 1024 * 1024
 SETUP_TIMEOUT = 90.0  # init's late modules (a USB disk's enumeration) come within it
 DMESG_STEP = Step("dmesg", 30.0, limit=RAW_OUTPUT_LIMIT)

@@ -13,11 +13,12 @@ from pathlib import Path
 from harness import atomic
 from harness.collect import sampler
 from harness.errors import GuestError
+from harness.initramfs.runlayer import GUEST_SCRIPTS
 from harness.machine.guest import Guest
 from harness.machine.ssh import CommandResult, Step, sourced
 from harness.model import Metric
 
-SCRIPT = "/kharness/scripts/kharness-sample.sh"
+SCRIPT = f"{GUEST_SCRIPTS}/kharness-sample.sh"
 DEFAULT_INTERVAL = 1.0
 MIN_INTERVAL = 0.05
 OUTPUT_LIMIT = 16 << 20

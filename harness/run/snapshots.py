@@ -19,10 +19,11 @@ from pathlib import Path
 from harness import atomic
 from harness.collect import snapshot
 from harness.errors import GuestError
+from harness.initramfs.runlayer import GUEST_SCRIPTS
 from harness.machine.guest import Guest
 from harness.machine.ssh import CommandResult, Step, sourced
 
-SCRIPT = "/kharness/scripts/kharness-snapshot.sh"
+SCRIPT = f"{GUEST_SCRIPTS}/kharness-snapshot.sh"
 TIMEOUT = 60.0
 _TAG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 
