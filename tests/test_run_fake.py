@@ -3,6 +3,7 @@ metrics, expectations, JUnit and exit codes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -201,6 +202,32 @@ def test_a_setup_section_dropped_is_a_problem_on_record(tmp_path: Path) -> None:
     problems = (load_run(outcome.path).reps[0].path / "raw" / "problems.txt").read_text()
     assert "setup: section trace/x clashes" in problems
 
+
+
+def test_output_after_a_batch_ended_is_a_problem_of_that_batch(tmp_path: Path) -> None:
+    """A process a workload left running wrote after its batch ended: the next batch's first
+    result counts the bytes dropped (GuestShell.run_steps), and the repetition's problems
+    name the workload they came after, so its author sees it; the figures stand."""
+    class Leaky(FakeGuest):
+        batches = 0
+
+        def run_steps(self, steps):  # type: ignore[no-untyped-def]
+            results = super().run_steps(steps)
+            self.batches += 1
+            if self.batches == 3:  # setup, idle, then dd-direct's batch finds idle's leftovers
+                results[0] = dataclasses.replace(results[0], dropped_before=5)
+            return results
+
+    def make(console_log: Path) -> FakeGuest:
+        plain = guest_factory(workload("dd-direct", DD_OK))(console_log)
+        return Leaky(console_log, plain.responders)
+
+    outcome = _run(tmp_path, make, CONFIG.replace("[trixie-arm64, trixie-x86_64]", "[trixie-arm64]"))
+    assert [r.status for r in outcome.records] == ["pass"]
+    problems = (load_run(outcome.path).reps[0].path / "raw" / "problems.txt").read_text().splitlines()
+    dropped = [p for p in problems if "after the batch had ended" in p]
+    assert dropped == ["idle: the guest wrote 5 bytes after the batch had ended (a process left running?); "
+                       "they were dropped"]
 
 def test_the_next_batch_runs_while_the_last_snapshot_is_parsed(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:

@@ -255,6 +255,7 @@ def test_batches_go_to_one_shell_and_a_lost_or_late_one_is_replaced(
         last = shell.run_steps([Step("echo five", 10)])
     assert [(r.exit_status, r.stdout, r.stderr) for r in first] == [(0, b"one\n", b""), (0, b"", b"two\n")]
     assert [(r.exit_status, r.stdout) for r in late + after] == [(0, b""), (0, b"three\n")]
+    assert [r.dropped_before for r in first + late + after] == [0, 0, 0, len(b"late\n")]  # counted, for cell.py
     assert [(r.exit_status, r.timed_out, r.stdout) for r in cut] == [(-1, True, b"slow\n")]
     assert [(r.exit_status, r.stdout) for r in again] == [(0, b"four\n")]
     assert [(r.exit_status, r.timed_out) for r in died] == [(-1, False)]  # the shell went away under it

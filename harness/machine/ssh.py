@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import re
 import secrets
@@ -51,6 +52,9 @@ class CommandResult:
     # run_steps: how a step that did not finish was lost (raised by the one
     # who reads its result, at the point where run() would have raised it)
     lost: GuestError | KernelFault | None = None
+    # run_steps, a batch's first result: bytes the guest wrote after the batch before
+    # this one had ended (a process one of its steps left running), dropped unread
+    dropped_before: int = 0
 
     @property
     def text(self) -> str:
@@ -190,7 +194,7 @@ class GuestShell:
                   steps[i + 1].timeout if i + 1 < len(steps) else BATCH_END_GRACE) for i in range(len(steps))]
         limit = sum(st.limit for st in steps) + 4096 * len(steps)
         start = time.monotonic()
-        chan = self._batch_shell()
+        chan, dropped = self._batch_shell()
         try:
             chan.sendall(payload)
             out, err, truncated, timed_out, ended = _drain(chan, start + steps[0].timeout, limit, marks,
@@ -201,16 +205,20 @@ class GuestShell:
         if timed_out or not ended:  # cut off, or the shell went away: the next batch gets a new one
             self._end_batches()
         res = CommandResult(script, 0 if ended else -1, out, err, time.monotonic() - start, truncated, timed_out)
-        return split_steps(res, steps, nonce)
+        results = split_steps(res, steps, nonce)
+        if dropped and results:
+            results[0] = dataclasses.replace(results[0], dropped_before=dropped)
+        return results
 
-    def _batch_shell(self) -> paramiko.Channel:
+    def _batch_shell(self) -> tuple[paramiko.Channel, int]:
         """The shell run_steps' batches go to, one after another, on its stdin.
 
         Under TCG each SSH command costs 50-100 ms before it runs (a channel
         opened, dropbear's fork, a shell's exec, the close), and dropbear now
         and then refused a channel opened right after the last one closed.
         One shell for every batch of a boot costs that once. Anything a
-        step's leftover process wrote after its batch ended is dropped here.
+        step's leftover process wrote after its batch ended is dropped here;
+        how many bytes is returned with the shell (CommandResult.dropped_before).
         """
         chan = self._batches
         if chan is not None and not (chan.closed or chan.eof_received or chan.exit_status_ready()):
@@ -220,8 +228,8 @@ class GuestShell:
             while chan.recv_stderr_ready():
                 dropped += len(chan.recv_stderr(65536))
             if dropped:
-                log.warning("dropped %d bytes the guest wrote between two batches", dropped)
-            return chan
+                log.info("dropped %d bytes the guest wrote between two batches", dropped)
+            return chan, dropped
         self._end_batches()
         transport = self._transport()
         try:
@@ -230,7 +238,7 @@ class GuestShell:
         except (OSError, paramiko.SSHException, EOFError) as exc:
             raise GuestError(f"SSH command failed: {exc}", "see console.log") from exc
         self._batches = chan
-        return chan
+        return chan, 0
 
     def _end_batches(self) -> None:
         if self._batches is not None:

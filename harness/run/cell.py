@@ -134,6 +134,7 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
         before: snap.Snapshot | None = None
         deadline = time.monotonic() + state.cell.timeouts.cell
         dmesg: CommandResult | None = None
+        last_batch = "setup"  # whose leftover output a batch's first result may count
         for i, wl_run in enumerate(state.cell.workloads):
             if time.monotonic() > deadline:
                 state.tests.append(TestResult(f"workload:{wl_run.name}", "skipped", "cell timeout reached"))
@@ -151,7 +152,12 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
                 before = _parse(guest, state, before, unparsed, traced)
                 unparsed = None
             state.phase = f"workload:{wl.name}"
-            ok, snap_res, dmesg = _judged(guest, state, wl, every, running.result(),
+            batch = running.result()
+            if batch and batch[0].dropped_before:
+                state.problems.append(f"{last_batch}: the guest wrote {batch[0].dropped_before} bytes after "
+                                      "the batch had ended (a process left running?); they were dropped")
+            last_batch = wl.name
+            ok, snap_res, dmesg = _judged(guest, state, wl, every, batch,
                                           before.pagesize if before is not None else None)
             if not guest.alive():
                 break
