@@ -25,11 +25,11 @@ from rich.cells import cell_len
 from harness.compare.diff import Comparison
 from harness.compare.table import (
     Row,
-    _status_worth_a_row,
-    _worth_a_row,
     first_rows,
+    metric_worth_a_row,
     missing_lines,
     no_match_hint,
+    status_worth_a_row,
     summary_line,
 )
 
@@ -86,8 +86,8 @@ def _one_cell(cmp: Comparison, show_all: bool) -> bool:
     Asked of the cells with a row, as table.first_rows chooses them, up to the second name."""
     slugs: set[str] = set()
     for cell in cmp.cells:
-        if cell.slug not in slugs and (show_all or _status_worth_a_row(cell)
-                                       or any(_worth_a_row(cmp, m) for m in cell.metrics)):
+        if cell.slug not in slugs and (show_all or status_worth_a_row(cell)
+                                       or any(metric_worth_a_row(cmp, m) for m in cell.metrics)):
             slugs.add(cell.slug)
             if len(slugs) > 1:
                 return False

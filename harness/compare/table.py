@@ -55,11 +55,11 @@ def first_rows(cmp: Comparison, *, show_all: bool = False, limit: int = 0,
     append = ranked.append
     for cell in cmp.cells:
         slug = cell.slug
-        if show_all or _status_worth_a_row(cell):
+        if show_all or status_worth_a_row(cell):
             metric = STATUS_ROW if cell.presence == "both" else CELL_ROW
             append(((order[cell.status.verdict], -0.0, slug, metric), cell, None, None))
         for m in cell.metrics:
-            if show_all or _worth_a_row(cmp, m):
+            if show_all or metric_worth_a_row(cmp, m):
                 pct = m.percent()
                 unit = f" [{m.info.unit}]" if m.info.unit else ""
                 size = abs(pct) if pct is not None else math.inf
@@ -121,14 +121,18 @@ def _axis_values(cells: Iterable[CellSamples]) -> dict[str, set[str]]:
     return out
 
 
-def _status_worth_a_row(cell: CellDiff) -> bool:
+def status_worth_a_row(cell: CellDiff) -> bool:
+    """A cell's status earns a row of its own: the cell is on one side only, its status
+    moved, or the new side did not pass (the reports shown without --all)."""
     if cell.presence != "both":
         return True
     assert cell.base is not None and cell.new is not None
     return cell.status.verdict != "unchanged" or cell.new.status != "pass"
 
 
-def _worth_a_row(cmp: Comparison, m: MetricDiff) -> bool:
+def metric_worth_a_row(cmp: Comparison, m: MetricDiff) -> bool:
+    """A metric earns a row without --all: a verdict other than unchanged, but an
+    inconclusive one without a p-value only when its figures moved (_moved)."""
     verdict = m.judgement.verdict
     if verdict == "unchanged":
         return False
