@@ -6,6 +6,8 @@ They use the developer's own kharness cache, so only the first run downloads
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
 import subprocess
 from typing import Any
@@ -13,7 +15,8 @@ from typing import Any
 import pytest
 
 from harness.errors import InfraError, UsageError
-from harness.kernel import kconfig
+from harness.kernel import cli as kernel_cli
+from harness.kernel import image, kconfig
 from harness.kernel.defaults import DEFAULT_KERNELS
 from harness.kernel.image import identify
 from harness.kernel.resolve import resolve
@@ -43,7 +46,12 @@ def test_default_kernel_facts(default_kernels: dict[str, Kernel], name: str) -> 
     info = identify(kernel.original_image)
     assert (kernel.arch, info.format, kernel.compression) == (arch, fmt, kind)
     assert kernel.release.startswith(prefix)
-    assert kernel.image == kernel.original_image  # QEMU 7.2 boots all four as shipped
+    if arch == "arm64":
+        assert kernel.image == kernel.original_image  # QEMU 7.2 boots them as shipped
+    else:  # Debian builds CONFIG_PVH in: QEMU starts the vmlinux, the guest unpacks nothing
+        assert kernel.image.name == f"vmlinux-{kernel.release}"
+        with kernel.image.open("rb") as f:
+            assert image.has_pvh_note(f, kernel.image.stat().st_size)
     version = kernel.origin["version"]
     assert f"Debian {version}" in info.banner  # the release is the package's build
     assert kernel.origin["image_package"] == f"linux-image-{kernel.release}"
@@ -112,3 +120,16 @@ def test_unreachable_mirror_is_an_infra_error() -> None:
                        mirror="http://127.0.0.1:9/debian")
     with pytest.raises(InfraError, match=r"cannot reach the mirror http://127\.0\.0\.1:9/debian"):
         resolve(KernelSource(name="offline", arch="arm64", debian=src), refresh=True)
+
+
+@pytest.mark.parametrize("name", ["trixie-x86_64", "trixie-arm64"])
+def test_info_says_what_qemu_boots(default_kernels: dict[str, Kernel], name: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="kharness kernel")
+    kernel_cli.add_arguments(parser)
+    assert kernel_cli.main(parser.parse_args(["info", name, "--json"])) == 0
+    assert json.loads(capsys.readouterr().out)["boot_image"] == str(default_kernels[name].image)
+    assert kernel_cli.main(parser.parse_args(["info", name])) == 0
+    boots_as = [line for line in capsys.readouterr().out.splitlines() if line.startswith("boots as")]
+    assert boots_as == (["boots as      its vmlinux, through the PVH entry (the guest decompresses nothing)"]
+                        if name.endswith("x86_64") else [])

@@ -134,6 +134,38 @@ def test_fake_bzimage_compression_from_payload(tmp_path: Path, kind: str) -> Non
     assert bootable(path, tmp_path / "out", info) == path  # QEMU boots a bzImage as is
 
 
+
+@pytest.mark.parametrize("kind", ["zstd", "gzip", "xz", "none"])
+def test_fake_bzimage_with_a_pvh_entry_gets_its_vmlinux(tmp_path: Path, kind: str) -> None:
+    """QEMU starts a vmlinux with a PVH entry point directly: the guest does not decompress
+    itself (2 s of a 6.5 s TCG boot of Debian's zstd 6.12). The vmlinux is the payload."""
+    elf = fake.vmlinux(pvh=True)
+    path = _write(tmp_path, "bzImage", fake.bzimage_around(elf, kind, "6.12.0-x"))
+    info = identify(path)
+    assert (info.format, info.compression, info.release) == ("bzImage", kind, "6.12.0-x")
+    out = bootable(path, tmp_path / "out", info)
+    assert out == tmp_path / "out" / "vmlinux-6.12.0-x"
+    assert out.read_bytes() == elf
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["vmlinux-6.12.0-x"]
+
+
+@pytest.mark.parametrize(("what", "data"), [
+    ("no PVH note (CONFIG_PVH off)", fake.bzimage_around(fake.vmlinux(pvh=False), "xz")),
+    ("a size word that disagrees", fake.bzimage_around(fake.vmlinux(), "xz", size_word=12345)),
+    ("a corrupt stream", fake.bzimage(compression="xz") + b"\x00" * 4096),
+    ("notes beyond the file", fake.bzimage_around(fake.vmlinux()[:0x100], "xz")),
+    ("a program header table beyond the file", fake.bzimage_around(
+        fake.vmlinux()[:0x20] + struct.pack("<Q", 1 << 40) + fake.vmlinux()[0x28:], "xz")),
+    ("an i386 ELF", fake.bzimage_around(fake.vmlinux()[:0x12] + b"\x03\x00" + fake.vmlinux()[0x14:], "xz")),
+])
+def test_fake_bzimage_without_a_usable_pvh_vmlinux_is_booted_as_is(tmp_path: Path, what: str,
+                                                                  data: bytes) -> None:
+    """What the image says is checked: anything but a whole vmlinux with the note leaves
+    the bzImage to boot itself, with nothing left behind."""
+    path = _write(tmp_path, "bzImage", data)
+    assert bootable(path, tmp_path / "out") == path, what
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
 def test_fake_old_protocol_bzimage_has_unknown_compression(tmp_path: Path) -> None:
     info = identify(_write(tmp_path, "bzImage", fake.bzimage(protocol=0x206)))
     assert (info.compression, info.boot_protocol) == ("unknown", "2.06")

@@ -15,7 +15,9 @@ from harness.kernel import resolve as resolve_mod
 from harness.kernel.apt import PackageGone
 from harness.kernel.debian import Resolution
 from harness.kernel.resolve import resolve
+from harness.lava.cli import board_image
 from harness.model import DebianSource, KernelSource
+from harness.run.boot import kernel_facts
 from tests.fakes import kernels as fake
 
 RELEASE = "6.12.0-fake-arm64"
@@ -58,6 +60,22 @@ def test_fake_local_zboot_gets_a_raw_image_in_the_cache(tmp_path: Path) -> None:
     assert kernel.image.is_relative_to(cache.cache_root()) and kernel.image.read_bytes() == raw
     assert kernel.compression == "gzip"
 
+
+
+@pytest.mark.parametrize("pvh", [True, False])
+def test_fake_local_bzimage_boots_its_pvh_vmlinux_where_it_has_one(tmp_path: Path, pvh: bool) -> None:
+    """QEMU gets the vmlinux (kept in the cache) when it has a PVH entry point, else the
+    bzImage in place; cell.json's kernel facts say which, and LAVA gets the bzImage."""
+    elf = fake.vmlinux(pvh=pvh)
+    image = _image(tmp_path, fake.bzimage_around(elf, "xz", "6.12.0-fake-amd64"), "bzImage")
+    kernel = resolve(_local(image, arch="x86_64"))
+    assert kernel.original_image == image
+    if pvh:
+        assert kernel.image.is_relative_to(cache.cache_root()) and kernel.image.read_bytes() == elf
+    else:
+        assert kernel.image == image
+    assert kernel_facts(kernel)["entry"] == ("pvh" if pvh else "bzImage")
+    assert board_image(kernel) == image
 
 def test_wrong_arch_is_refused_naming_both(tmp_path: Path) -> None:
     image = _image(tmp_path)

@@ -166,6 +166,7 @@ def _info(args: argparse.Namespace) -> int:
         value.update(config=str(config or ""), modules_dir=str(modules or ""), drivers=drivers)
         if kernel is not None:
             value["origin"] = kernel.origin
+            value["boot_image"] = str(kernel.image)  # what QEMU's -kernel gets
         print(json.dumps(value, indent=2))
     else:
         _print_info(info, config, modules, drivers, kernel, getattr(args, "color", "auto"))
@@ -183,6 +184,8 @@ def _print_info(info: ImageInfo, config: Path | None, modules: Path | None,
         ("size", f"{info.size / 1e6:.1f} MB ({info.size} bytes)"),
         ("page size", f"{info.page_size // 1024} KiB" if info.page_size else "unknown"),
         ("boot protocol", info.boot_protocol or ""),
+        ("boots as", "its vmlinux, through the PVH entry (the guest decompresses nothing)"
+         if kernel is not None and kernel.arch == "x86_64" and kernel.image != kernel.original_image else ""),
         ("banner", info.banner),
         ("version", kernel.origin.get("version", "") if kernel else ""),
         ("config", str(config) if config else "none"),

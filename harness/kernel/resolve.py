@@ -36,7 +36,7 @@ from harness.kernel.image import ImageInfo, bootable, identify
 from harness.model import DebianSource, Kernel, KernelSource
 
 # Bump when what an entry holds changes, so old entries are not misread.
-ENTRY_FORMAT = 1
+ENTRY_FORMAT = 2  # 2: a bzImage with a PVH entry point is kept unpacked (image.bootable)
 META = "kernel.json"
 
 

@@ -24,7 +24,7 @@ from harness.kernel.resolve import resolve
 from harness.lava import devicetypes, ingest, job, ramdisk
 from harness.machine import dtb
 from harness.machine.qemu import MachineSpec
-from harness.model import Cell
+from harness.model import Cell, Kernel
 from harness.run import runner, summary
 from harness.run.boot import cell_workloads, disks_for, kernel_facts
 
@@ -104,6 +104,12 @@ def select(config: Config, refs: list[str]) -> list[Cell]:
     return chosen
 
 
+def board_image(kernel: Kernel) -> Path:
+    """The image a LAVA job boots: for x86 the bzImage as shipped (a board's bootloader,
+    or another QEMU, takes that; kharness's own QEMU gets its PVH vmlinux), for arm64 the
+    Image kharness boots (unpacked where QEMU 7.2 needed it)."""
+    return kernel.original_image if kernel.arch == "x86_64" else kernel.image
+
 def _ramdisk(args: argparse.Namespace) -> int:
     config = load(locate(args.config))
     dt = devicetypes.get(args.device_type)
@@ -112,7 +118,7 @@ def _ramdisk(args: argparse.Namespace) -> int:
         where.mkdir(parents=True, exist_ok=True)
         made = ramdisk.build(cell, where / RAMDISK, overlay_disk=not dt.board, workload_dirs=config.workload_dirs)
         kernel = where / KERNEL
-        shutil.copyfile(made.kernel.image, kernel)
+        shutil.copyfile(board_image(made.kernel), kernel)
         files: dict[str, Any] = {RAMDISK: made.sha256, KERNEL: cache.sha256_file(kernel)}
         if not dt.board:
             files |= _qemu_extras(cell, where, made.kernel.page_size)

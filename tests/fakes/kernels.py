@@ -70,6 +70,41 @@ def bzimage(release: str = "6.12.0-fake-amd64", compression: str = "zstd",
     return bytes(data)
 
 
+
+def vmlinux(pvh: bool = True, size: int = 8192) -> bytes:
+    """A little x86_64 ELF with one PT_NOTE segment: a GNU build-id note, then (pvh) the
+    Xen note XEN_ELFNOTE_PHYS32_ENTRY that gives a PVH entry point (CONFIG_PVH)."""
+    def note(name: bytes, kind: int, desc: bytes) -> bytes:
+        pad = lambda b: b + b"\x00" * (-len(b) % 4)  # noqa: E731
+        return struct.pack("<III", len(name), len(desc), kind) + pad(name) + pad(desc)
+
+    notes = note(b"GNU\x00", 3, b"\x11" * 20)
+    if pvh:
+        notes += note(b"Xen\x00", 18, struct.pack("<I", 0x1000000))
+    notes_at = 0x200
+    header = struct.pack("<4sBBBB8xHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 2, 62, 1, 0x1000000, 64, 0,
+                         0, 64, 56, 1, 64, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 4, 4, notes_at, 0, 0, len(notes), len(notes), 4)  # PT_NOTE
+    body = bytearray(size)
+    body[:len(header) + len(phdr)] = header + phdr
+    body[notes_at:notes_at + len(notes)] = notes
+    return bytes(body)
+
+
+def bzimage_around(elf: bytes, kind: str, release: str = "6.12.0-fake-amd64",
+                   size_word: int | None = None) -> bytes:
+    """fake.bzimage() whose payload is `elf` compressed as the kernel build does it: the
+    compressed stream, then (but for gzip, whose trailer has it) the size as 4 bytes."""
+    packed = compress(elf, kind) if kind != "none" else elf
+    if kind != "gzip":
+        packed += struct.pack("<I", len(elf) if size_word is None else size_word)
+    data = bytearray(bzimage(release, compression=kind))
+    setup_sects = data[0x1F1]
+    offset = struct.unpack_from("<I", data, 0x248)[0]
+    start = (setup_sects + 1) * 512 + offset
+    struct.pack_into("<II", data, 0x248, offset, len(packed))
+    return bytes(data[:start]) + packed
+
 def compress(raw: bytes, kind: str) -> bytes:
     """`raw` compressed as the kernel build would (zstd needs the zstd command)."""
     if kind == "gzip":
