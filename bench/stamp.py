@@ -13,13 +13,21 @@ import platform
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def _measured_tree() -> Path:
+    """The tree whose harness package this process imports: another tree's when a bench is
+    run against older code (`PYTHONPATH=<worktree>`), else this checkout."""
+    try:
+        import harness
+    except ImportError:
+        return Path(__file__).resolve().parent.parent
+    return Path(harness.__file__).resolve().parent.parent
 
 
 def stamp(bench: str) -> str:
     """`bench/X.py, measured 2026-12-01 10:42 on host (2 cores, load 1.3), kharness abc1234`."""
     try:
-        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+        rev = subprocess.run(["git", "-C", str(_measured_tree()), "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, timeout=10, check=False).stdout.strip() or "?"
     except OSError:
         rev = "?"
