@@ -101,6 +101,9 @@ class Kernel:
     # tree hash, patches with their ids, config sha256, compiler, build seconds
     origin: dict[str, Any] = field(default_factory=dict)
     page_size: int | None = None  # bytes, from the image header (arm64); None: not told
+    # how QEMU starts it: "as shipped"; "unpacked" (an Image QEMU 7.2 cannot unwrap);
+    # "pvh" (a bzImage's vmlinux, through its PVH entry: see kernel/image.py)
+    entry: str = "as shipped"
 
 
 @dataclass(frozen=True)

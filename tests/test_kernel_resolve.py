@@ -46,6 +46,7 @@ def test_fake_local_image_used_in_place(tmp_path: Path) -> None:
     kernel = resolve(_local(image))
     assert (kernel.name, kernel.arch, kernel.release) == ("mine", "arm64", RELEASE)
     assert kernel.image == kernel.original_image == image
+    assert kernel.entry == "as shipped"
     assert kernel.image_sha256 == cache.sha256_file(image)
     assert kernel.compression == "none"
     assert kernel.origin == {"path": str(image)}
@@ -59,6 +60,7 @@ def test_fake_local_zboot_gets_a_raw_image_in_the_cache(tmp_path: Path) -> None:
     assert kernel.original_image == image
     assert kernel.image.is_relative_to(cache.cache_root()) and kernel.image.read_bytes() == raw
     assert kernel.compression == "gzip"
+    assert kernel.entry == "unpacked" and board_image(kernel) == kernel.image
 
 
 
@@ -74,7 +76,7 @@ def test_fake_local_bzimage_boots_its_pvh_vmlinux_where_it_has_one(tmp_path: Pat
         assert kernel.image.is_relative_to(cache.cache_root()) and kernel.image.read_bytes() == elf
     else:
         assert kernel.image == image
-    assert kernel_facts(kernel)["entry"] == ("pvh" if pvh else "bzImage")
+    assert kernel.entry == kernel_facts(kernel)["entry"] == ("pvh" if pvh else "as shipped")
     assert board_image(kernel) == image
 
 def test_wrong_arch_is_refused_naming_both(tmp_path: Path) -> None:

@@ -185,7 +185,7 @@ def _print_info(info: ImageInfo, config: Path | None, modules: Path | None,
         ("page size", f"{info.page_size // 1024} KiB" if info.page_size else "unknown"),
         ("boot protocol", info.boot_protocol or ""),
         ("boots as", "its vmlinux, through the PVH entry (the guest decompresses nothing)"
-         if kernel is not None and kernel.arch == "x86_64" and kernel.image != kernel.original_image else ""),
+         if kernel is not None and kernel.entry == "pvh" else ""),
         ("banner", info.banner),
         ("version", kernel.origin.get("version", "") if kernel else ""),
         ("config", str(config) if config else "none"),

@@ -137,6 +137,13 @@ def bootable(path: Path, dest_dir: Path, info: ImageInfo | None = None) -> Path:
     return out
 
 
+def entry_of(info: ImageInfo, boot: Path) -> str:
+    """How QEMU starts the kernel `bootable` gave `boot` for (Kernel.entry)."""
+    if boot == info.path:
+        return "as shipped"
+    return "pvh" if info.format == "bzImage" else "unpacked"
+
+
 class _NoPvh(Exception):
     """The bzImage's payload is no vmlinux with a PVH entry point (the bzImage is booted as is)."""
 

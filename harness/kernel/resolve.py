@@ -32,11 +32,11 @@ from harness.errors import UsageError
 from harness.kernel import debian, source
 from harness.kernel.apt import PackageGone
 from harness.kernel.debian import Progress, Resolution, log_progress
-from harness.kernel.image import ImageInfo, bootable, identify
+from harness.kernel.image import ImageInfo, bootable, entry_of, identify
 from harness.model import DebianSource, Kernel, KernelSource
 
 # Bump when what an entry holds changes, so old entries are not misread.
-ENTRY_FORMAT = 2  # 2: a bzImage with a PVH entry point is kept unpacked (image.bootable)
+ENTRY_FORMAT = 3  # 3: a bzImage with a PVH entry point is kept unpacked (image.bootable); "entry"
 META = "kernel.json"
 
 
@@ -153,6 +153,7 @@ def _write_meta(entry: Path, info: ImageInfo, sha256: str, config: Path | None,
         "compression": info.compression, "image_format": info.format, "banner": info.banner,
         "image_sha256": sha256, "image": rel(boot), "original_image": rel(info.path),
         "config": rel(config), "modules_dir": rel(modules_dir), "page_size": info.page_size,
+        "entry": entry_of(info, boot),
     }
     atomic.write_json(entry / META, meta)
 
@@ -179,6 +180,7 @@ def _kernel(src: KernelSource, entry: Path, meta: dict[str, Any], origin: dict[s
         original_image=original, release=meta["release"], compression=meta["compression"],
         image_sha256=meta["image_sha256"], modules_dir=path("modules_dir", modules_dir),
         config=path("config", config), origin=origin, page_size=page_size,
+        entry=meta.get("entry", "as shipped"),
     )
 
 

@@ -105,10 +105,10 @@ def select(config: Config, refs: list[str]) -> list[Cell]:
 
 
 def board_image(kernel: Kernel) -> Path:
-    """The image a LAVA job boots: for x86 the bzImage as shipped (a board's bootloader,
-    or another QEMU, takes that; kharness's own QEMU gets its PVH vmlinux), for arm64 the
-    Image kharness boots (unpacked where QEMU 7.2 needed it)."""
-    return kernel.original_image if kernel.arch == "x86_64" else kernel.image
+    """The image a LAVA job boots: a bzImage as shipped where kharness's own QEMU gets its
+    PVH vmlinux (a board's bootloader, or another QEMU, takes the bzImage), else the image
+    kharness boots (an Image unpacked where QEMU 7.2 needed it)."""
+    return kernel.original_image if kernel.entry == "pvh" else kernel.image
 
 def _ramdisk(args: argparse.Namespace) -> int:
     config = load(locate(args.config))

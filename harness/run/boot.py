@@ -70,12 +70,9 @@ def modules_for(workloads: list[Workload], iommu: str = "none") -> list[str]:
 
 
 def kernel_facts(kernel: Kernel) -> dict[str, object]:
-    facts: dict[str, object] = {"name": kernel.name, "arch": kernel.arch, "release": kernel.release,
-                                "compression": kernel.compression, "image_sha256": kernel.image_sha256,
-                                "origin": dict(kernel.origin)}
-    if kernel.arch == "x86_64":  # how QEMU started it: the vmlinux's PVH entry, or the bzImage's own
-        facts["entry"] = "bzImage" if kernel.image == kernel.original_image else "pvh"
-    return facts
+    return {"name": kernel.name, "arch": kernel.arch, "release": kernel.release,
+            "compression": kernel.compression, "image_sha256": kernel.image_sha256,
+            "entry": kernel.entry, "origin": dict(kernel.origin)}
 
 
 def initrd_for(kernel: Kernel, workloads: list[Workload], tmp: Path,
