@@ -49,13 +49,13 @@ from harness.errors import InfraError, UsageError
 from harness.kernel import compression
 from harness.model import Arch
 
+log = logging.getLogger(__name__)
+
 HEAD_BYTES = 4096  # covers every header field read here
 # A larger file, or a larger decompressed Image, is a disk image, a vmlinux
 # or a bomb, not a kernel image (allyesconfig arm64 Images are ~250 MiB).
 MAX_IMAGE_BYTES = 512 << 20
 # `uname -r`: at most 64 characters (__NEW_UTS_LEN), one path component.
-log = logging.getLogger(__name__)
-
 RELEASE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+~-]{0,63}")
 
 ARM64_MAGIC = b"ARM\x64"
@@ -75,6 +75,7 @@ BANNER = re.compile(rb"Linux version (\S{1,200}) \([^\n\x00]{0,400}")
 BANNER_SPAN = 1024  # bytes a banner match can cover: kept between chunks
 # The ELF note that gives a PVH entry point (include/xen/interface/elfnote.h).
 PVH_NOTE = (b"Xen\x00", 18)  # XEN_ELFNOTE_PHYS32_ENTRY
+ELF_MACHINE_X86_64 = 62  # e_machine EM_X86_64: the vmlinux inside a bzImage
 MAX_NOTES_BYTES = 1 << 20  # a PT_NOTE segment larger than this is not a kernel's
 
 
@@ -199,7 +200,7 @@ def has_pvh_note(f: IO[bytes], size: int) -> bool:
     head = f.read(64)
     if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
         return False  # not ELF64 little-endian
-    if struct.unpack_from("<H", head, 0x12)[0] != 62:  # EM_X86_64
+    if struct.unpack_from("<H", head, 0x12)[0] != ELF_MACHINE_X86_64:
         return False
     phoff, = struct.unpack_from("<Q", head, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
