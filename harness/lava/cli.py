@@ -110,6 +110,7 @@ def board_image(kernel: Kernel) -> Path:
     kharness boots (an Image unpacked where QEMU 7.2 needed it)."""
     return kernel.original_image if kernel.entry == "pvh" else kernel.image
 
+
 def _ramdisk(args: argparse.Namespace) -> int:
     config = load(locate(args.config))
     dt = devicetypes.get(args.device_type)
