@@ -17,6 +17,7 @@ packages=(
     debian-archive-keyring   # signatures of Debian kernels and userland
     apt gpgv                 # private, signature-checked kernel resolution
     kmod                     # depmod: modules.dep for Debian kernel packages
+    zstd lz4 lzop            # unpacking kernels: trixie's x86 payload (zstd), bookworm's (lz4), .ko.zst
     util-linux               # setpriv: QEMU dies with kharness
     device-tree-compiler     # dtc: non-coherent arm64 device trees
     git                      # kharness check under git bisect run
