@@ -240,3 +240,11 @@ def test_sniff_knows_the_kernel_compressors() -> None:
     assert compression.sniff(b"\x28\xb5\x2f\xfd....") == "zstd"
     assert compression.sniff(b"\x02\x21\x4c\x18") == "lz4"
     assert compression.sniff(b"plain text") is None
+
+
+def test_fake_bzimage_whose_unpacker_is_missing_boots_as_is(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the zstd command (a host set up by hand), a zstd bzImage still boots: itself."""
+    path = _write(tmp_path, "bzImage", fake.bzimage_around(fake.vmlinux(), "zstd"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert bootable(path, tmp_path / "out") == path
