@@ -160,9 +160,7 @@ def _pvh_vmlinux(path: Path, dest_dir: Path, info: ImageInfo) -> Path | None:
     protocol = struct.unpack_from("<H", data, 0x206)[0]
     if protocol < 0x208:
         return None
-    setup_sects = data[0x1F1] or 4
-    offset, length = struct.unpack_from("<II", data, 0x248)
-    start = (setup_sects + 1) * 512 + offset
+    start, length = _x86_payload_span(data)
     payload = data[start:start + length]
     if length < 64 or len(payload) != length:
         return None
@@ -346,12 +344,19 @@ def _x86_payload_compression(data: bytes, protocol: int) -> str:
     """The compressor of the bzImage payload (protocol 2.08+ says where it starts)."""
     if protocol < 0x208:
         return "unknown"
-    setup_sects = data[0x1F1] or 4  # 0 means 4, for very old boot loaders
-    start = (setup_sects + 1) * 512 + struct.unpack_from("<I", data, 0x248)[0]
+    start, _ = _x86_payload_span(data)
     head = data[start:start + 16]
     if head[:4] == b"\x7fELF":  # CONFIG_KERNEL_UNCOMPRESSED
         return "none"
     return compression.sniff(head) or "unknown"
+
+
+def _x86_payload_span(data: bytes) -> tuple[int, int]:
+    """(offset in the file, length) of a bzImage's payload (protocol 2.08+): payload_offset
+    counts from the protected-mode code, which follows the setup sectors."""
+    setup_sects = data[0x1F1] or 4  # 0 means 4, for very old boot loaders
+    offset, length = struct.unpack_from("<II", data, 0x248)
+    return (setup_sects + 1) * 512 + offset, length
 
 
 def _cstring(data: bytes, offset: int, limit: int) -> str:
