@@ -6,8 +6,9 @@ disk=${KH_DEV_SCRATCH:?no scratch disk}
 rounds=${KH_ROUNDS:-8}
 files=${KH_FILES:-2000}
 fill=${KH_FILL:-80}
-for v in "$rounds" "$files" "$fill"; do
-	case $v in '' | *[!0-9]*) echo "fragment: rounds, files and fill are whole numbers" >&2; exit 2 ;; esac
+reserve=${KH_RESERVE:-16}
+for v in "$rounds" "$files" "$fill" "$reserve"; do
+	case $v in '' | *[!0-9]*) echo "fragment: rounds, files, fill and reserve are whole numbers" >&2; exit 2 ;; esac
 done
 [ "$rounds" -ge 1 ] && [ "$fill" -le 90 ] || { echo "fragment: rounds >= 1, fill <= 90" >&2; exit 2; }
 NR=/proc/sys/vm/nr_hugepages
@@ -71,11 +72,17 @@ echo 1 > /proc/sys/vm/drop_caches
 echo "metric frag.small_files $(find "$dir" -type f -name '[0-9]*' | wc -l)"
 stage fragmented
 
-# Ask for every huge page the free memory holds. Not all of it can be had
-# whatever the fragmentation: an allocation leaves each zone's min watermark.
-asked=$(( $(meminfo MemFree) / hp_kb ))
-above_min=$(awk -v per=$(( hp_kb / page_kb )) '$1 == "pages" && $2 == "free" { f = $3 }
-	$1 == "min" { if (f > $2) n += f - $2; f = 0 } END { print int(n / per) }' /proc/zoneinfo)
+# Ask for the huge pages the free memory holds above the zones' high
+# watermarks, less `reserve` MiB: while they are held the guest must still
+# fork and answer SSH. Asked for all of MemFree, the allocator stops at the
+# min watermarks (above_min, the most that can be had), and the next fork
+# there woke the OOM killer, which killed dropbear (CI, 2026-12-01).
+set -- $(awk -v page="$page_kb" -v hp="$hp_kb" -v keep=$(( reserve * 1024 )) '
+	$1 == "pages" && $2 == "free" { f = $3 }
+	$1 == "min" { if (f > $2) lo += f - $2 }
+	$1 == "high" { if (f > $2) hi += f - $2; f = 0 }
+	END { a = int((hi * page - keep) / hp); if (a < 0) a = 0; print int(lo * page / hp), a }' /proc/zoneinfo)
+above_min=$1 asked=$2
 echo "metric frag.hugepages.above_min $above_min"
 before=$(counters $COUNTERS)
 t0=$(now)
