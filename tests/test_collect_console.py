@@ -42,6 +42,16 @@ def test_warning_with_cut_here_then_swiotlb_full_are_two_hits() -> None:
     assert second.line == 55 and second.last_line == 57  # three rate-limited lines, one hit
 
 
+def test_an_oom_killing_spree_is_one_hit_naming_its_first_victim() -> None:
+    # Debian 6.12 arm64 with every free page taken as huge pages: three reports
+    # 58 lines apart, each ending in a kill (dropbear twice, then the shell).
+    (hit,) = console.scan((DATA / "console-oom.log").read_bytes())
+    assert hit.signature == "oom-kill" and hit.signatures == ("oom-kill",)
+    assert hit.title.startswith("Out of memory: Killed process 154 (dropbear)")
+    assert hit.last_line - hit.line == 115
+    assert not hit.fatal
+
+
 def test_clean_boot_has_no_hits() -> None:
     # panic=-1 on the command line, "DMA-API: preallocated", rcu: boot lines,
     # ANSI colour from userspace and bytes that are not UTF-8 are no faults.
@@ -77,6 +87,10 @@ def test_clean_boot_has_no_hits() -> None:
         ("rcu: \tRCU CPU stall warnings timeout set to 30 (rcu_cpu_stall_timeout).", None),
         ("Kernel command line: console=ttyS0 panic=-1", None),
         ("DMA-API: preallocated 65536 debug entries", None),
+        ("Out of memory: Killed process 154 (dropbear) total-vm:4544kB, anon-rss:132kB", "oom-kill"),
+        ("Memory cgroup out of memory: Killed process 201 (fio) total-vm:90000kB", "oom-kill"),
+        ("Out of memory: Kill process 201 (fio) score 901 or sacrifice child", "oom-kill"),
+        ("sh invoked oom-killer: gfp_mask=0x2dc2(GFP_KERNEL|__GFP_HIGHMEM), order=0", None),
         ("echo Oops", None),
         ("software IO TLB: mapped [mem 0x7b000000-0x7f000000] (64MB)", None),
     ],

@@ -45,6 +45,9 @@ SIGNATURES: tuple[tuple[str, str], ...] = (
     # warnings timeout set to ..." is not a hit.
     ("rcu-stall", r"rcu.*detected stall"),
     ("hung-task", r"blocked for more than \d+ seconds"),
+    # The OOM killer's verdict (its report starts "X invoked oom-killer" some
+    # lines before): "Killed process" since 5.0, "Kill process" before.
+    ("oom-kill", r"[Oo]ut of memory: Kill(?:ed)? process"),
     ("swiotlb-full", r"swiotlb buffer is full"),
     ("dma-api-eexist", r"DMA-API: .*cacheline tracking EEXIST"),
 )

@@ -7,6 +7,7 @@ records the right status, keeps going and leaves no QEMU behind.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -84,6 +85,26 @@ matrix: {kernel: [trixie-x86_64]}
     assert rep.record.status == "error"
     assert seconds < 60 + 60
     assert rc == 3
+    assert not qemu_children()
+
+
+def test_out_of_memory_kills_the_workload_not_ssh_and_is_a_console_failure(tmp_path: Path) -> None:
+    rc, run, _ = run_config(tmp_path, """
+defaults: {workloads: [oom, idle], timeouts: {boot: 180, workload: 60}}
+matrix: {kernel: [trixie-x86_64]}
+""")
+    (rep,) = run.reps
+    tests = cases_of(rep.record)
+    out = (rep.path / "raw" / "workload-oom.txt").read_text()
+    assert "workload oom_score_adj 0" in out and "dd survived" not in out
+    assert re.search(r"^dropbear \d+ oom_score_adj -1000$", out, re.M)
+    assert tests["workload:oom"].status == "fail"  # type: ignore[attr-defined]
+    assert "exit status 137" in tests["workload:oom"].message  # type: ignore[attr-defined]  # SIGKILL
+    oom = tests["console:oom-kill"]
+    assert oom.status == "fail" and re.search(r"Killed process \d+ \(dd\)", oom.message)  # type: ignore[attr-defined]
+    assert tests["workload:idle"].status == "pass"  # type: ignore[attr-defined]  # SSH lived on
+    assert (rep.path / "raw" / "after-oom" / "slabinfo").is_file()
+    assert rc == 1
     assert not qemu_children()
 
 
