@@ -44,7 +44,7 @@ disk_mib=$(( $(cat "/sys/class/block/${disk##*/}/size") / 2048 ))
 [ "$disk_mib" -le $(( target / 2 )) ] || disk_mib=$(( target / 2 ))
 data_mib=$(( target - disk_mib ))
 dslice=$(( disk_mib / rounds ))
-mslice=$(( data_mib / rounds ))
+half=$(( data_mib / rounds / 2 ))
 dir=/run/kharness-fragment
 mkdir -p "$dir"
 mount -t tmpfs -o "size=$(( data_mib + 64 ))m" kharness-fragment "$dir"
@@ -52,18 +52,31 @@ trap 'echo 0 > "$NR"; umount "$dir" 2>/dev/null || true' EXIT
 i=0
 while [ "$i" -lt "$rounds" ]; do
 	dd if="$disk" of=/dev/null bs=1M skip=$(( i * dslice )) count="$dslice" 2>/dev/null
-	dd if=/dev/zero of="$dir/data.$i" bs=1M count="$mslice" 2>/dev/null
+	# A pair of data files written in turns, 1 MiB each (half the smallest
+	# huge page), so their pages interleave: deleting one leaves holes in every
+	# pageblock the other holds, which only compaction can close. (Written one
+	# after the other, a deleted file gave back whole 2 MiB blocks and the ask
+	# needed no compaction. tee and awk alternate in one process but took 2-4
+	# times as long under TCG: busybox's small buffers and awk's printf.)
+	exec 3>"$dir/kept.$i" 4>"$dir/freed.$i"
+	j=0
+	while [ "$j" -lt "$half" ]; do
+		dd if=/dev/zero bs=1M count=1 >&3 2>/dev/null
+		dd if=/dev/zero bs=1M count=1 >&4 2>/dev/null
+		j=$(( j + 1 ))
+	done
+	exec 3>&- 4>&-
 	mkdir "$dir/s$i"
 	(cd "$dir/s$i" && seq 1 "$files" | xargs touch)
 	i=$(( i + 1 ))
 done
-echo "metric frag.filled_mib $(( (dslice + mslice) * rounds ))"
+echo "metric frag.filled_mib $(( (dslice + 2 * half) * rounds ))"
 stage filled
 
-# Partly free: every other data file, every other small file, the clean page cache.
+# Partly free: one data file of each pair, every other small file, the clean page cache.
 i=0
 while [ "$i" -lt "$rounds" ]; do
-	[ $(( i % 2 )) -eq 0 ] && rm -f "$dir/data.$i"
+	rm -f "$dir/freed.$i"
 	(cd "$dir/s$i" && rm -f -- *[02468])
 	i=$(( i + 1 ))
 done

@@ -1,7 +1,8 @@
 """The fragment workload for real, without and with an IOMMU (Debian 6.12 arm64, SMMUv3).
 
 Memory is filled with disk page cache, tmpfs data and tmpfs files' slab,
-partly freed, then asked for every huge page it could hold; the workload
+partly freed, then asked for the huge pages its free memory holds above the
+zones' high watermarks and a reserve; the workload
 says how many it got and what compaction it took, and the collectors around
 it count compaction over the whole workload.
 """
@@ -47,6 +48,8 @@ def test_fragment_asks_for_huge_pages_and_says_what_it_got(run: RunResult, slug:
     assert 0 < f["hugepages.asked"] < f["hugepages.above_min"]
     assert f["hugepages.got_pct"] == pytest.approx(100 * f["hugepages.got"] / f["hugepages.asked"], abs=0.1)
     assert f["free_hugeblocks.filled"] < f["free_hugeblocks.start"]
+    # the freeing gave back holes, not whole blocks: the ask needed compaction
+    assert f["free_hugeblocks.fragmented"] < f["hugepages.asked"] and f["ask.compact_stall"] > 0
     # compaction over the ask: stalls end in success or failure (a deferred one in neither)
     assert f["ask.compact_success"] + f["ask.compact_fail"] <= f["ask.compact_stall"]
     assert f["free_hugeblocks.after_ask"] < f["free_hugeblocks.fragmented"]
