@@ -16,6 +16,7 @@ import pytest
 
 from harness.config.load import load
 from harness.formats import svg as dotplot
+from harness.machine.qemu import console_tail
 from harness.run import report
 from harness.run.runner import RunOptions, run, write_reports
 from tests.test_run_parallel import SlowBoots
@@ -88,7 +89,7 @@ def test_report_text_from_the_guest_is_escaped(tmp_path: Path) -> None:
     svg = dotplot.render(strip)
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "a&amp;b" in svg
     ET.fromstring(svg)
-    assert report.console_tail(tmp_path / "none") == ""
+    assert console_tail(tmp_path / "none") == ""
 
 
 @pytest.mark.parametrize(("value", "unit", "text"), [(8, "bytes", "8"), (2744320, "bytes", "2.62 MiB"),

@@ -196,6 +196,17 @@ def build_argv(spec: MachineSpec, arch: ArchPreset, console: Path, qmp: Path, ss
     return argv
 
 
+def console_tail(path: Path, lines: int = 40) -> str:
+    """A console log's last `lines` lines, read from its end (a flooding guest writes gigabytes); "" if unreadable."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 16384))
+            data = f.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+
+
 class QemuMachine:
     """A running guest. Use as a context manager; `close()` is idempotent."""
 
@@ -297,13 +308,7 @@ class QemuMachine:
                 log.warning("could not keep QEMU's log: %s", exc)
 
     def console_tail(self, lines: int = 40) -> str:
-        try:
-            with self.console_log.open("rb") as f:
-                f.seek(max(0, self.console_log.stat().st_size - 16384))
-                data = f.read()
-        except OSError:
-            return ""
-        return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+        return console_tail(self.console_log, lines)
 
     def wait_for_console(self, marker: bytes, timeout: float, give_up: bytes = b"") -> str:
         """Wait until a console line contains `marker`; return that line.

@@ -24,7 +24,7 @@ from harness.collect import snapshot as snap
 from harness.errors import GuestError, KernelFault, KharnessError
 from harness.initramfs.runlayer import GUEST_SCRIPTS
 from harness.machine.guest import BootFn, Guest, scan_console
-from harness.machine.qemu import traffic_env
+from harness.machine.qemu import console_tail, traffic_env
 from harness.machine.ssh import CommandResult, Step, sourced
 from harness.model import Cell, Metric, Status, TestResult, worst
 from harness.results import RepRecord
@@ -292,6 +292,11 @@ def _workload_step(state: _Rep, wl: Workload, params: dict[str, object]) -> Step
                 timeout, env, RAW_OUTPUT_LIMIT)
 
 
+def _lost_output(text: str, guest: Guest) -> str:
+    """A lost workload's output and the console's last lines: why it was lost, when the console shows no fault."""
+    return f"{text}\n--- console.log, last lines ---\n{console_tail(guest.console_log)}"
+
+
 def _run_workload(guest: Guest, state: _Rep, wl: Workload, res: CommandResult | None) -> bool | None:
     """Judge one workload's result; returns True/False for pass/fail, None if the guest is gone."""
     name = f"workload:{wl.name}"
@@ -303,12 +308,12 @@ def _run_workload(guest: Guest, state: _Rep, wl: Workload, res: CommandResult | 
         state.tests.append(TestResult(name, "fail", res.lost.summary, res.lost.excerpt))
         return None
     if res.lost is not None:
-        state.tests.append(TestResult(name, "error", str(res.lost)))
+        state.tests.append(TestResult(name, "error", str(res.lost), _lost_output("", guest)))
         return None
     if not guest.alive() or (res.exit_status == -1 and not res.timed_out):
         # The channel closed without an exit status: QEMU or the SSH server went away.
         state.tests.append(TestResult(name, "error", "the guest went away during the workload",
-                                      res.text[-4000:], round(res.seconds, 3)))
+                                      _lost_output(res.text[-4000:], guest), round(res.seconds, 3)))
         return None
     state.timings[f"workload.{wl.name}"] = round(res.seconds, 3)
     state.ran.append(wl.name)

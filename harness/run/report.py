@@ -18,6 +18,7 @@ from typing import Any
 
 from harness import atomic
 from harness.formats import svg
+from harness.machine.qemu import console_tail
 from harness.model import STATUS_ORDER, Metric
 from harness.results import RepRecord, RepResult, RunResult
 from harness.run.junit import KEY_METRICS
@@ -182,23 +183,13 @@ def _failure(r: RepResult, unfolded: bool) -> str:
             continue
         items.append(f"<li>{_chip(t.status)} <b>{escape(t.name)}</b>: {escape(t.message[:500])}"
                      + (f"<pre>{escape(t.output[-EXCERPT_CHARS:])}</pre>" if t.output else "") + "</li>")
-    tail = console_tail(r.path / "console.log")
+    tail = console_tail(r.path / "console.log", CONSOLE_LINES)[-EXCERPT_CHARS:]
     return (f"<details{' open' if unfolded else ''}><summary>{_chip(rec.status)} <b>{escape(rec.slug)}#{rec.rep}</b> "
             f"{escape(rec.reason[:200])}</summary><ul>{''.join(items)}</ul>"
             + (f"<p>console.log, last lines:</p><pre>{escape(tail)}</pre>" if tail else "")
             + "</details>")
 
 
-def console_tail(path: Path, lines: int = CONSOLE_LINES) -> str:
-    """The end of a console log, read from its end: a flooding guest can write gigabytes."""
-    try:
-        with path.open("rb") as f:
-            f.seek(max(0, path.stat().st_size - 16384))
-            data = f.read()
-    except OSError:
-        return ""
-    text = "\n".join(data.decode(errors="replace").splitlines()[-lines:])
-    return text[-EXCERPT_CHARS:]
 
 
 def _plots(doc: dict[str, Any], reps: list[RepResult], varying: list[str]) -> str:

@@ -82,6 +82,8 @@ matrix: {kernel: [trixie-x86_64]}
     (rep,) = run.reps
     wl = cases_of(rep.record)["workload:killssh"]
     assert wl.status == "error"  # type: ignore[attr-defined]
+    # the console's last lines come with it: a guest lost without a kernel fault may still show why
+    assert "--- console.log, last lines ---\n" in wl.output and "KHARNESS-READY" in wl.output  # type: ignore[attr-defined]
     assert rep.record.status == "error"
     assert seconds < 60 + 60
     assert rc == 3
