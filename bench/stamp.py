@@ -13,6 +13,8 @@ import platform
 import subprocess
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent  # this checkout: the benches' configs and data
+
 
 def _measured_tree() -> Path:
     """The tree whose harness package this process imports: another tree's when a bench is
@@ -20,7 +22,7 @@ def _measured_tree() -> Path:
     try:
         import harness
     except ImportError:
-        return Path(__file__).resolve().parent.parent
+        return ROOT
     return Path(harness.__file__).resolve().parent.parent
 
 
