@@ -79,7 +79,7 @@ def fake_boot(seconds: float) -> BootFn:
     @contextmanager
     def boot(cell: Cell, path: Path) -> Iterator[Booted]:
         time.sleep(seconds)
-        with inner(cell, path) as booted:  # type: ignore[attr-defined]
+        with inner(cell, path) as booted:
             yield booted
 
     return boot

@@ -261,7 +261,7 @@ def test_missing_cross_compiler_is_exit_3_with_the_apt_line(setup: Path, monkeyp
     git(tree, "commit", "-q", "-m", "arm64 too")
     (setup / "arm.yaml").write_text("defaults: {workloads: [idle]}\ninclude: [{kernel: trixie-arm64}]\n")
     real_which = shutil.which
-    monkeypatch.setattr(build.shutil, "which", lambda name: None if name.endswith("-gcc") else real_which(name))
+    monkeypatch.setattr(shutil, "which", lambda name: None if name.endswith("-gcc") else real_which(name))
     monkeypatch.setattr(build, "_TOOLCHAINS", {})
     rc = main(["ab", "arm.yaml", "--tree", "linux", "--patch", "0001-toy-halve-the-pool.patch", "-o", "out"])
     assert rc == 3

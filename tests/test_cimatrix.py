@@ -74,10 +74,17 @@ def _commands(ci: str, doc: dict[str, Any]) -> list[list[str]]:
     env = {**{k: str(v) for k, v in (doc.get("env") or doc.get("variables") or {}).items()}, **CI_VARS}
     env["KHARNESS_SHARDS"] = env.get("KHARNESS_SHARDS", "4")
     out = []
+
+    def variable(m: re.Match[str]) -> str:
+        return env.get(m.group(1), m.group(0))
+
+    def expression(m: re.Match[str]) -> str:
+        return GITHUB_EXPR.get(m.group(1), "x")
+
     for line in _scripts(doc):
-        shell = re.sub(r"\$\{\{\s*([\w.]+)\s*\}\}", lambda m: GITHUB_EXPR.get(m.group(1), "x"), line)
+        shell = re.sub(r"\$\{\{\s*([\w.]+)\s*\}\}", expression, line)
         for cmd in KHARNESS_CMD.findall(shell):
-            expanded = re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), m.group(0)), cmd)
+            expanded = re.sub(r"\$\{?(\w+)\}?", variable, str(cmd))
             out.append(shlex.split(expanded)[1:])
     return out
 

@@ -36,7 +36,9 @@ def test_mappings_and_bounces_per_mapping_over_a_workload() -> None:
     after = Snapshot(mappings=hist.parse((DATA / "hist-dma_map_page-after").read_text()), sg_mappings=(),
                      iommu=iommu.parse((DATA / "iommu-6.12-arm64-16k-smmuv3").read_text()))
     m = {x.name: x.value for x in metrics(before, after, "press")}
-    booted = sum(e.hitcount for e in hist.find(before.mappings or (), "device").entries)  # type: ignore[union-attr]
+    found = hist.find(before.mappings or (), "device")
+    assert found is not None
+    booted = sum(e.hitcount for e in found.entries)
     assert m["dma.mappings"] == 14338 - booted
     assert m["dma.mappings.dev-0000_00_03_0"] + m["dma.mappings.dev-0000_00_04_0"] == m["dma.mappings"]
     assert m["dma.map_failures"] == 0

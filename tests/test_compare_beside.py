@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -68,7 +69,7 @@ def test_the_parents_error_is_raised_and_the_child_reaped(monkeypatch: pytest.Mo
     def parent() -> int:
         raise KeyError("in the parent")
 
-    monkeypatch.setattr(beside.os, "fork", recorded)
+    monkeypatch.setattr(os, "fork", recorded)
     with pytest.raises(KeyError):
         beside.beside(lambda: b"x", parent)
     assert len(forked) == 1
@@ -77,9 +78,14 @@ def test_the_parents_error_is_raised_and_the_child_reaped(monkeypatch: pytest.Mo
 
 
 def test_no_child_when_other_threads_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(beside.threading, "active_count", lambda: 2)
+    monkeypatch.setattr(threading, "active_count", lambda: 2)
     forks: list[int] = []
-    monkeypatch.setattr(beside.os, "fork", lambda: forks.append(1) or 0)
+
+    def fork() -> int:
+        forks.append(1)
+        return 0
+
+    monkeypatch.setattr(os, "fork", fork)
     assert beside.beside(lambda: b"x", lambda: 1) == (1, None)
     assert not forks
 
@@ -158,7 +164,8 @@ def test_what_the_child_left_counts_only_whole() -> None:
         os.write(fd, beside._HEADER.pack(10) + b"12345")
         assert beside._received(fd) is None  # less than it said
         os.write(fd, b"67890")
-        assert beside._received(fd) == bytearray(b"1234567890")
+        got = beside._received(fd)
+        assert got is not None and bytes(got) == b"1234567890"
         os.write(fd, b"!")
         assert beside._received(fd) is None  # more than it said
     finally:

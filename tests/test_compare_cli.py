@@ -56,13 +56,13 @@ def as_json(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int,
 
 def metric(doc: dict[str, Any], name: str, device: str = "nvme", n: int = 0) -> dict[str, Any]:
     cells = doc["comparisons"][n]["cell_diffs"]
-    found = [m for c in cells if c["axes"].get("device") == device
+    found: list[dict[str, Any]] = [m for c in cells if c["axes"].get("device") == device
              for m in c["metrics"] if m["name"] == name]
     assert len(found) == 1, (name, device)
     return found[0]
 
 
-def test_ten_percent_regression_with_low_noise_is_found(tmp_path: Path, capsys) -> None:
+def test_ten_percent_regression_with_low_noise_is_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = two_cells()
     base_dir, new_dir = pair(tmp_path, base, synth.planted(base, "swiotlb.bounces", factor=1.10))
     rc, doc = as_json(capsys, base_dir, new_dir)
@@ -76,7 +76,7 @@ def test_ten_percent_regression_with_low_noise_is_found(tmp_path: Path, capsys) 
     assert metric(doc, "fio.randrw.read.iops")["verdict"] == "unchanged"
 
 
-def test_same_change_inside_the_noise_is_inconclusive(tmp_path: Path, capsys) -> None:
+def test_same_change_inside_the_noise_is_inconclusive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     noisy = SynthMetric("swiotlb.bounces", 2000.0, 0, "", "counter", "lower", "fio",
                         spread=(-0.15, 0.0, 0.15))
     base = two_cells(metrics=(noisy, *metrics()[1:]))
@@ -90,7 +90,7 @@ def test_same_change_inside_the_noise_is_inconclusive(tmp_path: Path, capsys) ->
     assert "may be noise" in m["reason"]
 
 
-def test_too_few_samples_is_inconclusive_with_the_reason(tmp_path: Path, capsys) -> None:
+def test_too_few_samples_is_inconclusive_with_the_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = two_cells(reps=1)
     rc, doc = as_json(capsys, *pair(tmp_path, base, synth.planted(base, "*", factor=1.5)))
     m = metric(doc, "swiotlb.bounces")
@@ -101,7 +101,7 @@ def test_too_few_samples_is_inconclusive_with_the_reason(tmp_path: Path, capsys)
     assert metric(doc, "slab.minalign")["verdict"] == "changed"
 
 
-def test_min_samples_option(tmp_path: Path, capsys) -> None:
+def test_min_samples_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = two_cells(reps=2)
     new = synth.planted(base, "swiotlb.bounces", factor=1.5)
     _, doc = as_json(capsys, *pair(tmp_path, base, new))
@@ -110,7 +110,7 @@ def test_min_samples_option(tmp_path: Path, capsys) -> None:
     assert metric(doc, "swiotlb.bounces")["verdict"] == "regressed"
 
 
-def test_reversed_directions_are_judged_the_right_way_round(tmp_path: Path, capsys) -> None:
+def test_reversed_directions_are_judged_the_right_way_round(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = two_cells()
     new = synth.planted(base, "slab.kmalloc-64.bytes", factor=0.9)  # lower is better
     new = synth.planted(new, "fio.*.iops", factor=0.9)  # higher is better
@@ -120,7 +120,7 @@ def test_reversed_directions_are_judged_the_right_way_round(tmp_path: Path, caps
     assert rc == 1
 
 
-def test_rules_file_overrides_direction(tmp_path: Path, capsys) -> None:
+def test_rules_file_overrides_direction(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = two_cells()
     new = synth.planted(base, "fio.*.iops", factor=0.9)
     rules = tmp_path / "rules.yaml"
@@ -130,7 +130,7 @@ def test_rules_file_overrides_direction(tmp_path: Path, capsys) -> None:
     assert rc == 0
 
 
-def test_metric_on_one_side_only_is_new_or_gone_never_zero(tmp_path: Path, capsys) -> None:
+def test_metric_on_one_side_only_is_new_or_gone_never_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     extra = SynthMetric("swiotlb.bounces.size-8", 300.0, NOISE, "", "counter", "lower", "fio")
     base = [cell()]
     new = [cell(metrics=(*metrics()[1:], extra))]  # bounces gone, size-8 new
@@ -142,7 +142,7 @@ def test_metric_on_one_side_only_is_new_or_gone_never_zero(tmp_path: Path, capsy
     assert rc == 0
 
 
-def test_cell_on_one_side_only_is_new_or_gone(tmp_path: Path, capsys) -> None:
+def test_cell_on_one_side_only_is_new_or_gone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = [cell(device="nvme"), cell(device="virtio-blk")]
     new = [cell(device="nvme"), cell(device="e1000e")]
     rc, doc = as_json(capsys, *pair(tmp_path, base, new))
@@ -154,7 +154,7 @@ def test_cell_on_one_side_only_is_new_or_gone(tmp_path: Path, capsys) -> None:
     assert rc == 0
 
 
-def test_status_pass_to_fail_is_a_regression(tmp_path: Path, capsys) -> None:
+def test_status_pass_to_fail_is_a_regression(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = two_cells()
     new = [cell(device="nvme", statuses=("pass", "fail", "pass")), cell(device="virtio-blk")]
     rc, doc = as_json(capsys, *pair(tmp_path, base, new))
@@ -165,7 +165,7 @@ def test_status_pass_to_fail_is_a_regression(tmp_path: Path, capsys) -> None:
     assert rc == 1
 
 
-def test_errored_repetitions_do_not_count(tmp_path: Path, capsys) -> None:
+def test_errored_repetitions_do_not_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = two_cells()
     new = [cell(device="nvme", statuses=("error",) * 3), cell(device="virtio-blk")]
     rc, doc = as_json(capsys, *pair(tmp_path, base, new))
@@ -175,7 +175,7 @@ def test_errored_repetitions_do_not_count(tmp_path: Path, capsys) -> None:
     assert rc == 0
 
 
-def test_unfinished_repetitions_are_reported(tmp_path: Path, capsys) -> None:
+def test_unfinished_repetitions_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = two_cells()
     new = [cell(device="nvme", unfinished=(2,)), cell(device="virtio-blk")]
     dirs = pair(tmp_path, base, new)
@@ -186,7 +186,7 @@ def test_unfinished_repetitions_are_reported(tmp_path: Path, capsys) -> None:
     assert metric(doc, "swiotlb.bounces")["reason"] == "too few samples: n=3/2, need 3 a side"
 
 
-def test_cell_listed_in_run_json_but_never_run_is_reported(tmp_path: Path, capsys) -> None:
+def test_cell_listed_in_run_json_but_never_run_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base_dir, new_dir = pair(tmp_path, two_cells(), two_cells())
     run_json = new_dir / "run.json"
     doc = json.loads(run_json.read_text())
@@ -196,14 +196,14 @@ def test_cell_listed_in_run_json_but_never_run_is_reported(tmp_path: Path, capsy
     assert "e1000e-trixie-arm64-deadbeef: listed in run.json, no repetition on disk" in out
 
 
-def test_identical_runs_exit_0(tmp_path: Path, capsys) -> None:
+def test_identical_runs_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = two_cells()
     rc, out, _ = run(capsys, *pair(tmp_path, base, base))
     assert rc == 0
     assert "nothing changed beyond the noise floors" in out
 
 
-def test_where_and_metric_filters(tmp_path: Path, capsys) -> None:
+def test_where_and_metric_filters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = two_cells()
     new = synth.planted(base, "swiotlb.bounces", factor=1.2)
     dirs = pair(tmp_path, base, new)
@@ -233,21 +233,22 @@ def test_where_and_metric_filters(tmp_path: Path, capsys) -> None:
         (["--baseline", "/nonexistent/run"], "/nonexistent/run: not a directory"),
     ],
 )
-def test_typos_exit_2_with_one_line(tmp_path: Path, capsys, argv: list[str], message: str) -> None:
+def test_typos_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                    message: str) -> None:
     rc, _, err = run(capsys, *pair(tmp_path, two_cells(), two_cells()), *argv)
     assert rc == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1
 
 
-def test_bad_where_syntax_is_a_usage_error(tmp_path: Path, capsys) -> None:
+def test_bad_where_syntax_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["compare", str(tmp_path), str(tmp_path), "--where", "kernel"])
     assert exc.value.code == 2
     assert "expected AXIS=GLOB" in capsys.readouterr().err
 
 
-def test_baseline_among_several_dirs(tmp_path: Path, capsys) -> None:
+def test_baseline_among_several_dirs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = two_cells()
     a = write(tmp_path, "a", base)
     b = write(tmp_path, "b", synth.planted(base, "swiotlb.bounces", factor=1.2), seed=1)
@@ -263,14 +264,14 @@ def test_baseline_among_several_dirs(tmp_path: Path, capsys) -> None:
     assert rc == 1
 
 
-def test_one_dir_is_not_enough(tmp_path: Path, capsys) -> None:
+def test_one_dir_is_not_enough(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = write(tmp_path, "a", two_cells())
     rc, _, err = run(capsys, d)
     assert rc == 2
     assert "two result directories" in err
 
 
-def test_ignore_axis_compares_across_kernels(tmp_path: Path, capsys) -> None:
+def test_ignore_axis_compares_across_kernels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = [cell(kernel="bookworm-arm64", device=d) for d in ("nvme", "virtio-blk")]
     new = [cell(kernel="trixie-arm64", device=d) for d in ("nvme", "virtio-blk")]
     new = synth.planted(new, "slab.kmalloc-64.bytes", factor=0.7)
@@ -283,14 +284,14 @@ def test_ignore_axis_compares_across_kernels(tmp_path: Path, capsys) -> None:
     assert doc["comparisons"][0]["cells"]["matched"] == 2
 
 
-def test_ignoring_an_axis_that_makes_cells_collide_exits_2(tmp_path: Path, capsys) -> None:
+def test_ignoring_an_axis_that_makes_cells_collide_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dirs = pair(tmp_path, two_cells(), two_cells())
     rc, _, err = run(capsys, *dirs, "--ignore-axis", "device")
     assert rc == 2
     assert "have the same identity" in err
 
 
-def test_output_file_is_written_whole(tmp_path: Path, capsys) -> None:
+def test_output_file_is_written_whole(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = two_cells()
     dirs = pair(tmp_path, base, synth.planted(base, "swiotlb.bounces", factor=1.2))
     out_file = tmp_path / "reports" / "cmp.md"
@@ -301,7 +302,7 @@ def test_output_file_is_written_whole(tmp_path: Path, capsys) -> None:
     assert [p.name for p in out_file.parent.iterdir()] == ["cmp.md"]  # no temporary left
 
 
-def test_minalign_example_61_against_612(tmp_path: Path, capsys) -> None:
+def test_minalign_example_61_against_612(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The flagship question in miniature: what 6.12's minalign 8 saves and costs."""
     bookworm, trixie = synth.minalign_example()
     dirs = pair(tmp_path, bookworm, trixie)

@@ -45,7 +45,7 @@ def compare(capsys: pytest.CaptureFixture[str], dirs: list[Path], *argv: str) ->
     return rc, capsys.readouterr().out
 
 
-def test_text_is_a_table(dirs: list[Path], capsys) -> None:
+def test_text_is_a_table(dirs: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
     rc, out = compare(capsys, dirs)
     assert rc == 1
     assert "regressed" in out and "improved" in out
@@ -53,7 +53,7 @@ def test_text_is_a_table(dirs: list[Path], capsys) -> None:
     assert "\x1b[" not in out  # no colour codes when not a terminal
 
 
-def test_markdown_has_a_table_per_comparison(dirs: list[Path], capsys) -> None:
+def test_markdown_has_a_table_per_comparison(dirs: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
     rc, out = compare(capsys, dirs, "--format", "markdown")
     assert rc == 1
     assert out.count("| cell | metric | baseline | new |") == 2
@@ -63,7 +63,7 @@ def test_markdown_has_a_table_per_comparison(dirs: list[Path], capsys) -> None:
     assert {line.count(" | ") for line in rows} == {9}  # 10 columns on every row
 
 
-def test_json_loads_and_lists_every_metric(dirs: list[Path], capsys) -> None:
+def test_json_loads_and_lists_every_metric(dirs: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
     rc, out = compare(capsys, dirs, "--format", "json")
     doc = json.loads(out)
     assert rc == 1
@@ -73,7 +73,7 @@ def test_json_loads_and_lists_every_metric(dirs: list[Path], capsys) -> None:
     assert counts["regressed"] == 0 and counts["improved"] > 0
 
 
-def test_junit_validates_and_has_a_failure_per_regression(dirs: list[Path], capsys) -> None:
+def test_junit_validates_and_has_a_failure_per_regression(dirs: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
     rc, out = compare(capsys, dirs, "--format", "junit")
     assert rc == 1
     xmlschema.XMLSchema(str(SHARED_XSD)).validate(out)
@@ -87,7 +87,7 @@ def test_junit_validates_and_has_a_failure_per_regression(dirs: list[Path], caps
     assert not [c for c in suites[1] if any(isinstance(r, Failure) for r in c.result)]
 
 
-def test_junit_skips_what_was_not_judged(tmp_path: Path, capsys) -> None:
+def test_junit_skips_what_was_not_judged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = synth.bench_cells(2, 10, reps=1)
     dirs = [synth.write_run(tmp_path / "a", base), synth.write_run(tmp_path / "b", base, seed=1)]
     rc, out = compare(capsys, dirs, "--format", "junit")
@@ -99,7 +99,8 @@ def test_junit_skips_what_was_not_judged(tmp_path: Path, capsys) -> None:
     assert rc == 0
 
 
-def test_html_is_self_contained_with_plots(dirs: list[Path], capsys, tmp_path: Path) -> None:
+def test_html_is_self_contained_with_plots(dirs: list[Path], capsys: pytest.CaptureFixture[str],
+                                           tmp_path: Path) -> None:
     out_file = tmp_path / "report.html"
     rc, _ = compare(capsys, dirs, "--format", "html", "-o", str(out_file))
     page = out_file.read_text()
@@ -197,7 +198,7 @@ def test_json_is_the_plain_document_streamed(tmp_path: Path) -> None:
     assert json.loads(text)["comparisons"][1]["cell_diffs"] == []
 
 
-def test_json_to_stdout_and_to_a_file_is_the_document(tmp_path: Path, capsys) -> None:
+def test_json_to_stdout_and_to_a_file_is_the_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Written as UTF-8 bytes, not decoded first: the same text, non-ASCII included."""
     metrics = synth.bench_metrics(5)
     cells = [synth.SynthCell((("kernel", "a"),), metrics)]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,20 +36,20 @@ def compare_fails(capsys: pytest.CaptureFixture[str], dirs: tuple[Path, Path], n
     return err
 
 
-def test_truncated_metrics_json(dirs: tuple[Path, Path], capsys) -> None:
+def test_truncated_metrics_json(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     path = first_rep(dirs[1]) / "metrics.json"
     path.write_text(path.read_text()[:200])
     err = compare_fails(capsys, dirs, f"{path}: not valid JSON")
     assert "truncated or corrupt" in err
 
 
-def test_truncated_cell_json(dirs: tuple[Path, Path], capsys) -> None:
+def test_truncated_cell_json(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     path = first_rep(dirs[0]) / "cell.json"
     path.write_text(path.read_text()[:50])
     compare_fails(capsys, dirs, f"{path}: not valid JSON")
 
 
-def test_other_result_format(dirs: tuple[Path, Path], capsys) -> None:
+def test_other_result_format(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     path = dirs[0] / "run.json"
     doc = json.loads(path.read_text())
     doc["format"] = 2
@@ -55,7 +57,7 @@ def test_other_result_format(dirs: tuple[Path, Path], capsys) -> None:
     compare_fails(capsys, dirs, f"{path}: result format 2, this kharness reads 1")
 
 
-def test_other_format_in_a_metrics_file(dirs: tuple[Path, Path], capsys) -> None:
+def test_other_format_in_a_metrics_file(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     path = first_rep(dirs[0]) / "metrics.json"
     doc = json.loads(path.read_text())
     del doc["format"]
@@ -63,16 +65,16 @@ def test_other_format_in_a_metrics_file(dirs: tuple[Path, Path], capsys) -> None
     compare_fails(capsys, dirs, f"{path}: result format None")
 
 
-def test_missing_run_json(dirs: tuple[Path, Path], capsys) -> None:
+def test_missing_run_json(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     (dirs[1] / "run.json").unlink()
     compare_fails(capsys, dirs, f"{dirs[1] / 'run.json'}: missing")
 
 
-def test_not_a_directory(dirs: tuple[Path, Path], capsys, tmp_path: Path) -> None:
+def test_not_a_directory(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     compare_fails(capsys, (dirs[0], tmp_path / "nope"), f"{tmp_path / 'nope'}: not a directory")
 
 
-def test_malformed_cell_json(dirs: tuple[Path, Path], capsys) -> None:
+def test_malformed_cell_json(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     path = first_rep(dirs[0]) / "cell.json"
     doc = json.loads(path.read_text())
     doc["status"] = "great"
@@ -80,7 +82,7 @@ def test_malformed_cell_json(dirs: tuple[Path, Path], capsys) -> None:
     compare_fails(capsys, dirs, f"{path}: unknown status 'great'")
 
 
-def test_malformed_metric(dirs: tuple[Path, Path], capsys) -> None:
+def test_malformed_metric(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     path = first_rep(dirs[0]) / "metrics.json"
     doc = json.loads(path.read_text())
     doc["metrics"][3]["value"] = "many"
@@ -118,7 +120,7 @@ def test_missing_directory(tmp_path: Path) -> None:
         load_samples(tmp_path / "missing", Selection())
 
 
-def test_without_msgspec_the_values_are_the_same(dirs: tuple[Path, Path], monkeypatch) -> None:
+def test_without_msgspec_the_values_are_the_same(dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     fast = load_samples(dirs[0], Selection())
     monkeypatch.setattr(fastread, "_DECODER", None)
     slow = load_samples(dirs[0], Selection())
@@ -138,7 +140,7 @@ def test_metric_without_workload_is_a_boot_metric(dirs: tuple[Path, Path]) -> No
     assert all(k.startswith("boot:") for k in cell.values)
 
 
-def edit(path: Path, change) -> None:
+def edit(path: Path, change: Callable[[dict[str, Any]], object]) -> None:
     doc = json.loads(path.read_text())
     change(doc)
     path.write_text(json.dumps(doc))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from harness.compare import mail
 from harness.compare import table as rows_table
-from harness.compare.diff import Comparison
+from harness.compare.diff import CellDiff, Comparison
 from tests.fakes import synth
 
 
@@ -44,7 +45,7 @@ def one_cell_of(cmp: Comparison, n: int) -> Comparison:
 
 def unchanged_but_one_cell(cmp: Comparison) -> Comparison:
     """Rows in one cell only, though the cells before and after it have metrics too."""
-    def quiet(cell):  # type: ignore[no-untyped-def]
+    def quiet(cell: CellDiff) -> CellDiff:
         return replace(cell, status=cell.status._replace(verdict="unchanged"),
                        metrics=tuple(m for m in cell.metrics if m.judgement.verdict == "unchanged"))
     return replace(cmp, cells=(quiet(cmp.cells[0]), cmp.cells[1], quiet(cmp.cells[2])))
@@ -72,6 +73,11 @@ def test_the_cases_are_what_they_say(comparison: Comparison) -> None:
 def test_only_the_rows_shown_are_formatted(comparison: Comparison, monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[object] = []
     real = rows_table._metric_row
-    monkeypatch.setattr(rows_table, "_metric_row", lambda *a: made.append(a) or real(*a))
+
+    def counted(*a: Any) -> Any:
+        made.append(a)
+        return real(*a)
+
+    monkeypatch.setattr(rows_table, "_metric_row", counted)
     mail.render_mail([comparison], show_all=True, limit=5)
     assert len(made) <= 5

@@ -9,6 +9,7 @@ with one line), within bounded time and memory.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ IMAGES = [fake.arm64_image(size=8192), fake.compress(fake.arm64_image(size=8192)
 
 
 @pytest.fixture(scope="module")
-def scratch() -> Path:
+def scratch() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="kharness-fuzz-") as d:
         yield Path(d)
 

@@ -42,7 +42,7 @@ def reps(run_dir: Path) -> list[Path]:
     return sorted((run_dir / "cells").glob("*/*"))
 
 
-def edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+def edit(path: Path, change: Callable[[dict[str, Any]], object]) -> None:
     doc = json.loads(path.read_text())
     change(doc)
     path.write_text(json.dumps(doc))
@@ -67,13 +67,15 @@ def refused(capsys: pytest.CaptureFixture[str], dirs: tuple[Path, Path], *names:
 # --- counts come from the disk ------------------------------------------------------
 
 
-def test_a_metric_given_twice_is_refused_not_counted(dirs: tuple[Path, Path], capsys) -> None:
+def test_a_metric_given_twice_is_refused_not_counted(dirs: tuple[Path, Path],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     path = reps(dirs[1])[0] / "metrics.json"
     edit(path, lambda d: d["metrics"].append(d["metrics"][0]))
     refused(capsys, dirs, str(path), "given twice")
 
 
-def test_repetition_directories_that_all_say_rep_0_are_refused(dirs: tuple[Path, Path], capsys) -> None:
+def test_repetition_directories_that_all_say_rep_0_are_refused(dirs: tuple[Path, Path],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """The issue's case: a 2-repetition cell was called "regressed, n 3/3"."""
     cell = reps(dirs[1])[0].parent
     shutil.rmtree(cell / "2")
@@ -81,7 +83,7 @@ def test_repetition_directories_that_all_say_rep_0_are_refused(dirs: tuple[Path,
     refused(capsys, dirs, f"{cell / '2' / 'cell.json'}", "says cell", "repetition 0")
 
 
-def test_n_is_the_number_of_repetitions_on_disk(dirs: tuple[Path, Path], capsys) -> None:
+def test_n_is_the_number_of_repetitions_on_disk(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     cell = reps(dirs[1])[0].parent
     shutil.rmtree(cell / "2")
     rc, out, err = compare(capsys, *dirs, "--format", "json", "--all")
@@ -91,7 +93,8 @@ def test_n_is_the_number_of_repetitions_on_disk(dirs: tuple[Path, Path], capsys)
     assert cells and cells[0]["metrics"] and all(m["new"]["n"] == 2 for m in cells[0]["metrics"] if m["new"])
 
 
-def test_axes_that_differ_between_repetitions_are_refused(dirs: tuple[Path, Path], capsys) -> None:
+def test_axes_that_differ_between_repetitions_are_refused(dirs: tuple[Path, Path],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     path = reps(dirs[1])[1] / "cell.json"
     edit(path, lambda d: d["axes"].update(kernel="other"))
     refused(capsys, dirs, str(path), "axes differ")
@@ -102,11 +105,14 @@ def test_axes_that_differ_between_repetitions_are_refused(dirs: tuple[Path, Path
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 0.0, -0.0, 5e-324, 1e29, -1e29])
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_every_report_takes_any_value(dirs: tuple[Path, Path], capsys, tmp_path: Path,
+def test_every_report_takes_any_value(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                       value: float, fmt: str) -> None:
     for i, rd in enumerate(reps(dirs[1])):
-        edit(rd / "metrics.json", lambda d, i=i: [m.update(value=value if i % 2 else m["value"])
-                                                   for m in d["metrics"]])
+        def change(d: dict[str, Any], i: int = i) -> None:
+            for m in d["metrics"]:
+                m.update(value=value if i % 2 else m["value"])
+
+        edit(rd / "metrics.json", change)
     out = tmp_path / f"report.{fmt}"
     rc, _, err = compare(capsys, *dirs, "--format", fmt, "-o", out, "--all")
     assert rc in (0, 1), err
@@ -118,7 +124,8 @@ def test_every_report_takes_any_value(dirs: tuple[Path, Path], capsys, tmp_path:
 
 
 @pytest.mark.parametrize("value", [1e300, -1e31, 10 ** 40, "many", True, None])
-def test_a_value_no_kernel_measures_is_refused(dirs: tuple[Path, Path], capsys, value: object) -> None:
+def test_a_value_no_kernel_measures_is_refused(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
+                                               value: object) -> None:
     path = reps(dirs[1])[0] / "metrics.json"
     edit(path, lambda d: d["metrics"][0].update(value=value))
     refused(capsys, dirs, str(path), "malformed")
@@ -130,13 +137,14 @@ def test_a_value_no_kernel_measures_is_refused(dirs: tuple[Path, Path], capsys, 
     '{"format": 1, "metrics": [{"name": "a.b", "value": 1, "x": ' + '{"a":' * 5000 + "1" + "}" * 5000 + "}]}",
     "\xff\xfe",
 ])
-def test_deep_long_or_binary_metrics_json_is_one_line(dirs: tuple[Path, Path], capsys, text: str) -> None:
+def test_deep_long_or_binary_metrics_json_is_one_line(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
+                                                      text: str) -> None:
     path = reps(dirs[1])[0] / "metrics.json"
     path.write_bytes(text.encode("latin-1"))
     refused(capsys, dirs, str(path))
 
 
-def test_links_are_not_followed(dirs: tuple[Path, Path], capsys, tmp_path: Path) -> None:
+def test_links_are_not_followed(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = reps(dirs[1])[0] / "metrics.json"
     outside = tmp_path / "outside.json"
     shutil.copy(path, outside)
@@ -164,7 +172,7 @@ def evil_dirs(dirs: tuple[Path, Path]) -> tuple[Path, Path]:
     return dirs[0], evil
 
 
-def test_markdown_escapes_names_html_and_backticks(dirs: tuple[Path, Path], capsys) -> None:
+def test_markdown_escapes_names_html_and_backticks(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     base, evil = evil_dirs(dirs)
     rc, out, err = compare(capsys, base, evil, "--format", "markdown", "--all")
     assert rc in (0, 1), err
@@ -178,7 +186,8 @@ def test_markdown_escapes_names_html_and_backticks(dirs: tuple[Path, Path], caps
             assert row.count("<td>") + row.count("<th>") == 10, row
 
 
-def test_html_and_text_escape_names(dirs: tuple[Path, Path], capsys, tmp_path: Path) -> None:
+def test_html_and_text_escape_names(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
+                                    tmp_path: Path) -> None:
     base, evil = evil_dirs(dirs)
     rc, _, err = compare(capsys, base, evil, "--format", "html", "-o", tmp_path / "r.html")
     page = (tmp_path / "r.html").read_text()
@@ -188,7 +197,8 @@ def test_html_and_text_escape_names(dirs: tuple[Path, Path], capsys, tmp_path: P
     assert rc in (0, 1) and EVIL in out
 
 
-def test_a_directory_name_that_is_not_utf8_reaches_every_format(dirs: tuple[Path, Path], capsys,
+def test_a_directory_name_that_is_not_utf8_reaches_every_format(dirs: tuple[Path, Path],
+                                                                capsys: pytest.CaptureFixture[str],
                                                                  tmp_path: Path) -> None:
     odd = Path(os.fsdecode(os.fsencode(dirs[1].parent) + b"/n\xffw"))
     dirs[1].rename(odd)
@@ -202,13 +212,15 @@ def test_a_directory_name_that_is_not_utf8_reaches_every_format(dirs: tuple[Path
         assert "n\\xffw" in text, fmt
 
 
-def test_a_stray_name_in_cells_is_refused_naming_it(dirs: tuple[Path, Path], capsys) -> None:
+def test_a_stray_name_in_cells_is_refused_naming_it(dirs: tuple[Path, Path],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     stray = dirs[1] / "cells" / "<b>"
     stray.mkdir()
     refused(capsys, dirs, "'<b>' is not a cell id")
 
 
-def test_an_id_in_run_json_that_is_no_id_is_refused(dirs: tuple[Path, Path], capsys) -> None:
+def test_an_id_in_run_json_that_is_no_id_is_refused(dirs: tuple[Path, Path],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     edit(dirs[1] / "run.json", lambda d: d["cells"].append({"id": "../../etc-0ff1d0ee", "repeat": 3}))
     refused(capsys, dirs, "run.json", "is not a cell id")
 

@@ -51,7 +51,7 @@ def rep(work: Path, shard_dir: str = "s1") -> Path:
     return next((work / shard_dir / "cells").glob("*/0"))
 
 
-def edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+def edit(path: Path, change: Callable[[dict[str, Any]], object]) -> None:
     doc = json.loads(path.read_text())
     change(doc)
     path.write_text(json.dumps(doc))

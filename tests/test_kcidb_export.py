@@ -83,7 +83,7 @@ def test_every_status_maps_and_an_unfinished_repetition_is_a_miss(tmp_path: Path
                              statuses=("pass", "fail", "error", "skipped"), unfinished=(3,))]
     run = synth.write_run(tmp_path / "run", cells)
     doc = kcidb(run, tmp_path)
-    by_rep: dict[str, set[str]] = {}
+    by_rep: dict[int, set[str]] = {}
     for t in doc["tests"]:
         by_rep.setdefault(t["environment"]["misc"]["rep"], set()).add(t["status"])
     assert doc["tests"] and {s for v in by_rep.values() for s in v} <= {"PASS", "FAIL", "ERROR", "SKIP", "MISS"}

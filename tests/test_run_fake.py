@@ -39,7 +39,7 @@ DD_OK = b"metric dd.write.seconds 0.5\nmetric dd.read.seconds 0.25\nmetric dd.re
 def _run(tmp_path: Path, make, config: str = CONFIG):  # type: ignore[no-untyped-def]
     cfg = tmp_path / "c.yaml"
     cfg.write_text(config)
-    return run(load(cfg), RunOptions(output=tmp_path / "out"), fake_boot(make))  # type: ignore[arg-type]
+    return run(load(cfg), RunOptions(output=tmp_path / "out"), fake_boot(make))
 
 
 def _tests(record) -> dict[str, str]:  # type: ignore[no-untyped-def]

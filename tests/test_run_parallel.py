@@ -81,7 +81,7 @@ class SlowBoots:
             if _words(cell) in self.fail:
                 raise InfraError("qemu-system-x86_64 not found (fake)")
             console = PANIC if _words(cell) in self.panic else None
-            with fake_boot(guest_factory(console=console))(cell, path) as booted:  # type: ignore[attr-defined]
+            with fake_boot(guest_factory(console=console))(cell, path) as booted:
                 yield booted
         finally:
             with self.lock:

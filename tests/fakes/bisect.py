@@ -35,7 +35,7 @@ class FakeBooter:
             if self.cut_at is not None and len(self.boots) >= self.cut_at:
                 raise KeyboardInterrupt
             out = f"metric fake.bounces {self.physics(cell)}\n".encode()
-            return fake_boot(guest_factory(workload("dd-direct", out)))(cell, path)  # type: ignore[return-value]
+            return fake_boot(guest_factory(workload("dd-direct", out)))(cell, path)
 
         return boot
 

@@ -74,8 +74,10 @@ def bzimage(release: str = "6.12.0-fake-amd64", compression: str = "zstd",
 def vmlinux(pvh: bool = True, size: int = 8192) -> bytes:
     """A little x86_64 ELF with one PT_NOTE segment: a GNU build-id note, then (pvh) the
     Xen note XEN_ELFNOTE_PHYS32_ENTRY that gives a PVH entry point (CONFIG_PVH)."""
+    def pad(b: bytes) -> bytes:
+        return b + b"\x00" * (-len(b) % 4)
+
     def note(name: bytes, kind: int, desc: bytes) -> bytes:
-        pad = lambda b: b + b"\x00" * (-len(b) % 4)  # noqa: E731
         return struct.pack("<III", len(name), len(desc), kind) + pad(name) + pad(desc)
 
     notes = note(b"GNU\x00", 3, b"\x11" * 20)

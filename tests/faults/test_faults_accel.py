@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.arches import preset
+from harness.arches import ArchPreset, preset
 from harness.machine import accel
 
 
-def _host_preset():  # type: ignore[no-untyped-def]
+def _host_preset() -> ArchPreset:
     return preset("arm64" if platform.machine() == "aarch64" else "x86_64")
 
 
@@ -21,8 +21,13 @@ def test_fake_kvm_that_fails_its_probe_falls_back_to_tcg_with_a_warning(
     monkeypatch.setenv("KHARNESS_CACHE", str(tmp_path))
     monkeypatch.delenv("KHARNESS_ACCEL", raising=False)
     monkeypatch.setattr(accel, "_kvm_opens", lambda: True)
-    probes = []
-    monkeypatch.setattr(accel, "probe", lambda p, k: probes.append(k) or False)
+    probes: list[Path] = []
+
+    def failing_probe(p: ArchPreset, k: Path) -> bool:
+        probes.append(k)
+        return False
+
+    monkeypatch.setattr(accel, "probe", failing_probe)
     with caplog.at_level(logging.WARNING):
         choice = accel.choose(_host_preset(), tmp_path / "Image")
     assert choice.name == "tcg" and "probe" in choice.reason
