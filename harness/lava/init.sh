@@ -17,7 +17,8 @@
 #           qemu device type mounts the test overlay by its UUID
 #   prints  KHARNESS-READY release=<uname -r> console
 #   runs    a login shell on the console, again whenever it exits; its prompt
-#           is PROMPT below, which the LAVA job waits for
+#           is PROMPT below, which the LAVA job waits for. It and what it runs
+#           have oom_score_adj -1000 but for workloads (kharness-run.sh: 0)
 # PID 1 must never exit (the kernel would panic), so it loops.
 
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -78,6 +79,9 @@ done
 export PATH HOME
 PROFILE
 echo "PS1='$PROMPT'; export PS1" >> /etc/profile
+# The OOM killer spares the console's shell and LAVA's test shell under it,
+# as the QEMU init spares dropbear; kharness-run.sh puts workloads back to 0.
+echo -1000 > /proc/self/oom_score_adj
 say "KHARNESS-READY release=$(uname -r) console"
 while :; do
 	setsid cttyhack sh -l
