@@ -52,6 +52,16 @@ def test_an_oom_killing_spree_is_one_hit_naming_its_first_victim() -> None:
     assert not hit.fatal
 
 
+def test_oom_victims_are_named_in_order_and_only_as_names() -> None:
+    assert console.oom_victims((DATA / "console-oom.log").read_bytes()) == ["dropbear", "dropbear", "sh"]
+    hostile = ("Out of memory: Killed process 7 (../../etc/x y) total-vm:1kB\n"
+               "Out of memory: Killed process 8 (<b>&) total-vm:1kB\n"
+               "Out of memory: Kill process 9 (kworker/u8:2) score 1 or sacrifice child\n"
+               "Out of memory: Killed process 10 (\x1b[31m) total-vm:1kB\n")
+    assert console.oom_victims(hostile) == ["../../etc/xy", "b", "kworker/u8:2", "31m"]
+    assert console.oom_victims(b"\xff\xfe no kill here\n") == []
+
+
 def test_clean_boot_has_no_hits() -> None:
     # panic=-1 on the command line, "DMA-API: preallocated", rcu: boot lines,
     # ANSI colour from userspace and bytes that are not UTF-8 are no faults.

@@ -56,6 +56,8 @@ _END = re.compile(r"---\[ end (?:trace|Kernel panic)")
 # CSI (colours, cursor), OSC (titles) and two-byte escapes, then other controls.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]{0,256}(?:\x07|\x1b\\)?|\x1b[@-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_OOM_VICTIM = re.compile(r"[Oo]ut of memory: Kill(?:ed)? process \d+ \(([^)\n]{0,16})\)")
+_COMM_JUNK = re.compile(r"[^A-Za-z0-9_./:+-]")
 _STAMP = re.compile(r"^\[\s*\d+\.\d+\](?:\[\s*[CT]\d+\])?\s*")
 
 GAP = 60  # lines: a stall or hung-task report with its backtraces fits
@@ -157,6 +159,13 @@ def scan(data: str | bytes) -> list[ConsoleHit]:
             current.add(name, number, line)
         recent.append(line)
     return [i.hit() for i in incidents]
+
+
+def oom_victims(data: str | bytes) -> list[str]:
+    """The processes the OOM killer killed in a stretch of console, in order: "dd", "dropbear"
+    (a name is the kernel's comm, at most 15 characters; anything else in it is dropped)."""
+    text = decode(data, "console log", MAX_BYTES)
+    return [_COMM_JUNK.sub("", m.group(1)) or "?" for m in _OOM_VICTIM.finditer(text)][:MAX_HITS]
 
 
 def _lines(text: str) -> Iterator[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from harness import atomic, devices, results
 from harness.collect import catalogue, derived
+from harness.collect import console as console_scan
 from harness.collect import snapshot as snap
 from harness.errors import GuestError, KernelFault, KharnessError
 from harness.initramfs.runlayer import GUEST_SCRIPTS
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 RAW_OUTPUT_LIMIT = 8 * 1024 * 1024
 SETUP_TIMEOUT = 90.0  # init's late modules (a USB disk's enumeration) come within it
 DMESG_STEP = Step("dmesg", 30.0, limit=RAW_OUTPUT_LIMIT)
+OOM_SCAN_BYTES = 4 * 1024 * 1024  # of the console a workload's batch wrote, searched for OOM kills
 
 
 Progress = Callable[[str], None]
@@ -147,6 +150,7 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
             params = dict(wl_run.params)
             # the last workload's batch also reads dmesg, which saves its own round trip
             steps, every = _workload_steps(state, wl, params, with_dmesg=i + 1 == len(state.cell.workloads))
+            console_at = _console_size(guest)
             running = pool.submit(guest.run_steps, steps)
             if unparsed is not None:
                 before = _parse(guest, state, before, unparsed, traced)
@@ -158,7 +162,7 @@ def _boot_and_run(state: _Rep, workloads: dict[str, Workload], boot: BootFn, pro
                                       "the batch had ended (a process left running?); they were dropped")
             last_batch = wl.name
             ok, snap_res, dmesg = _judged(guest, state, wl, every, batch,
-                                          before.pagesize if before is not None else None)
+                                          before.pagesize if before is not None else None, console_at)
             if not guest.alive():
                 break
             if ok is not None:  # (None: the guest is up but the workload could not run: no figures)
@@ -263,13 +267,13 @@ def _workload_steps(state: _Rep, wl: Workload, params: dict[str, object],
 
 
 def _judged(guest: Guest, state: _Rep, wl: Workload, every: float, batch: list[CommandResult],
-            pagesize: int | None) -> tuple[bool | None, CommandResult | None, CommandResult | None]:
+            pagesize: int | None, console_at: int) -> tuple[bool | None, CommandResult | None, CommandResult | None]:
     """A _workload_steps batch's results judged: (the workload's outcome, as _run_workload
     says, the snapshot's result, dmesg's result; None for a step the batch did not reach)."""
     results = iter(batch)
     start = next(results, None) if every else None
     why = sampling.started(start) if every else None
-    ok = _run_workload(guest, state, wl, next(results, None))
+    ok = _run_workload(guest, state, wl, next(results, None), console_at)
     stop = next(results, None) if every else None
     if start is not None and stop is not None:
         state.timings[f"sampler.{wl.name}"] = round(start.seconds + stop.seconds, 3)
@@ -297,8 +301,27 @@ def _lost_output(text: str, guest: Guest) -> str:
     return f"{text}\n--- console.log, last lines ---\n{console_tail(guest.console_log)}"
 
 
-def _run_workload(guest: Guest, state: _Rep, wl: Workload, res: CommandResult | None) -> bool | None:
-    """Judge one workload's result; returns True/False for pass/fail, None if the guest is gone."""
+def _console_size(guest: Guest) -> int:
+    try:
+        return guest.console_log.stat().st_size
+    except OSError:
+        return 0
+
+
+def _oom_victims(guest: Guest, since: int) -> list[str]:
+    """What the OOM killer killed since the console was `since` bytes long (the batch's start)."""
+    try:
+        with guest.console_log.open("rb") as f:
+            f.seek(since)
+            return console_scan.oom_victims(f.read(OOM_SCAN_BYTES))
+    except OSError:
+        return []
+
+
+def _run_workload(guest: Guest, state: _Rep, wl: Workload, res: CommandResult | None,
+                  console_at: int) -> bool | None:
+    """Judge one workload's result; returns True/False for pass/fail, None if the guest is gone.
+    `console_at`: the console's size when its batch began (an OOM kill since then is named)."""
     name = f"workload:{wl.name}"
     timeout = min(state.cell.timeouts.workload, wl.timeout or state.cell.timeouts.workload)
     if res is None:  # the batch ended before it: the sampler's start was cut off
@@ -331,7 +354,11 @@ def _run_workload(guest: Guest, state: _Rep, wl: Workload, res: CommandResult | 
         return False
     if res.exit_status != 0:
         err = res.stderr.decode(errors="replace").strip()[-300:]
-        state.tests.append(TestResult(name, "fail", f"exit status {res.exit_status}: {err}", text, res.seconds))
+        why = f"exit status {res.exit_status}: {err}"
+        victims = _oom_victims(guest, console_at) if res.exit_status == 128 + signal.SIGKILL else []
+        if victims:  # SIGKILL, and the console says who sent it
+            why = f"killed by the OOM killer (it killed {', '.join(victims[:5])}; see console:oom-kill): {why}"
+        state.tests.append(TestResult(name, "fail", why, text, res.seconds))
         return False
     status: Status = "fail" if bad else "pass"
     state.tests.append(TestResult(name, status, "; ".join(bad)[:500], text, round(res.seconds, 3)))
