@@ -147,8 +147,8 @@ def _serve(tmp_path: Path, make: Callable[[str], _Server]) -> Iterator[Server]:
             t.add_server_key(host_key)
             try:
                 t.start_server(server=make(client.public_line))
-            except (paramiko.SSHException, EOFError):
-                continue  # the client hung up (a host key it refused)
+            except (paramiko.SSHException, EOFError, OSError):
+                continue  # the client hung up (a host key it refused; a reset): serve the next one
 
     threading.Thread(target=serve, daemon=True).start()
     yield listener.getsockname()[1], host.public_line, client.private_path, transports
